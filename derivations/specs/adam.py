@@ -1,0 +1,118 @@
+"""The Adam family: Adam, AdamW and the framework variants of both.
+
+Sources (checked against torch 2.13.0, ``torch/optim/adam.py`` and ``adamw.py``):
+
+* Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015, Algorithm 1.
+* Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019, Algorithm 2.
+* Reddi, Kale & Kumar, "On the Convergence of Adam and Beyond", ICLR 2018, Algorithm 2.
+* Keras 3 ``keras/src/optimizers/adam.py`` ``update_step``; TensorFlow 1
+  ``tf.compat.v1.train.AdamOptimizer`` documentation ("epsilon hat").
+* TensorFlow Addons ``tfa.optimizers.AdamW`` (``DecoupledWeightDecayExtension``).
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from ..program import Builder
+from ..spec import Spec, register
+from ..symbols import Hyper, hyper
+from ..transforms import (Transform, adam_moments, add_decayed_weights, add_l2, chain,
+                          divide_by_root, ema_weight_sum, negate_if, scale_by_adam, scale_by_lr)
+
+LR, B1, B2, EPS, WD = (hyper(k) for k in ("lr", "betas[0]", "betas[1]", "eps", "weight_decay"))
+ETA = hyper("schedule_multiplier")
+ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
+                 "amsgrad": False, "maximize": False}
+FLAGS = ("amsgrad", "maximize")
+TORCH = "torch.optim 2.13 adam.py / adamw.py"
+
+ADAM = Spec(
+    name="adam",
+    summary="Adam with L2 weight decay (torch.optim.Adam)",
+    sources=("Kingma & Ba 2015, Algorithm 1", TORCH),
+    mirrors="torch.optim.Adam",
+    defaults=ADAM_DEFAULTS,
+    flags=FLAGS,
+    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD),
+                          scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"]), scale_by_lr(LR)),
+)
+
+
+def _adamw(name: str, summary: str, scale: Hyper | None, source: str, extra=None) -> Spec:
+    """AdamW: decoupled decay θ ← θ − s·λ·θ first, then the Adam step (no L2 term)."""
+    return Spec(
+        name=name, summary=summary,
+        sources=("Loshchilov & Hutter 2019, Algorithm 2", source),
+        mirrors="torch.optim.AdamW",
+        defaults={**ADAM_DEFAULTS, "weight_decay": 1e-2, **(extra or {})},
+        flags=FLAGS,
+        build=lambda f: chain(negate_if(f["maximize"]), add_decayed_weights(WD, scale),
+                              scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"]), scale_by_lr(LR)),
+    )
+
+
+ADAMW = _adamw("adamw", "AdamW, decay scaled by the learning rate: θ ← θ(1 − γλ) (torch)", LR, TORCH)
+ADAMW_PAPER = _adamw(
+    "adamw:paper", "AdamW as in the paper: decay scaled by the schedule multiplier ηₜ only",
+    ETA, "torch issue #38853 (open) on the difference", {"schedule_multiplier": 1.0})
+ADAMW_FULLY_DECOUPLED = _adamw(
+    "adamw:fully-decoupled", "AdamW with decay independent of the learning rate: θ ← θ(1 − λ)",
+    None, "TensorFlow Addons AdamW (DecoupledWeightDecayExtension)")
+
+EPS_HAT = Hyper(sp.Symbol("epsilonhat", real=True, positive=True), EPS.domain, "eps", None,
+                "ε̂, added to √vₜ before the bias corrections are applied (Keras/TF)")
+
+
+def _scale_by_adam_eps_hat(amsgrad: bool) -> Transform:
+    """Keras/TF's form uₜ ← αₜ·mₜ/(√vₜ + ε̂), the bias corrections folded into the step size
+    αₜ = √(1 − β₂ᵗ)/(1 − β₁ᵗ) (Kingma & Ba 2015, end of §2; Keras 3 ``adam.py``). With
+    ``amsgrad`` Keras takes the running maximum of the raw vₜ, as torch does."""
+
+    def apply(b: Builder) -> None:
+        m, v = adam_moments(b, B1, B2, amsgrad=amsgrad)
+        size = b.let(sp.Symbol("alpha_t", positive=True),
+                     sp.sqrt(ema_weight_sum(B2)) / ema_weight_sum(B1),
+                     "bias corrections folded into the step size")
+        divide_by_root(b, size * m, v, EPS_HAT)
+
+    return apply
+
+
+def _scale_by_amsgrad_reddi() -> Transform:
+    """Reddi et al. 2018, Algorithm 2: uₜ ← mₜ/(√v̂ₜ + ε) with v̂ₜ = max(v̂ₜ₋₁, vₜ) and no bias
+    correction of either moment (the paper has no ε; ε → 0 recovers it)."""
+
+    def apply(b: Builder) -> None:
+        m, vmax = adam_moments(b, B1, B2, amsgrad=True)
+        divide_by_root(b, m, vmax, EPS)
+
+    return apply
+
+
+ADAM_EPS_HAT = Spec(
+    name="adam:eps-hat",
+    summary="Adam with ε̂ added before the bias corrections (Keras / TensorFlow form)",
+    sources=("Kingma & Ba 2015, end of §2", "Keras 3.x keras/src/optimizers/adam.py",
+             "tf.compat.v1.train.AdamOptimizer docs"),
+    mirrors="keras.optimizers.Adam",
+    defaults={**ADAM_DEFAULTS, "eps": 1e-7},
+    flags=FLAGS,
+    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD),
+                          _scale_by_adam_eps_hat(f["amsgrad"]), scale_by_lr(LR)),
+    notes="Keras's own weight_decay is decoupled and lr-scaled (see adamw); here weight_decay "
+          "is L2 as in adam, so that only the ε convention differs. Keras default ε̂ = 1e-7.",
+)
+
+ADAM_AMSGRAD_REDDI = Spec(
+    name="adam:amsgrad-reddi",
+    summary="AMSGrad as in the paper: max of the raw second moment, no bias corrections",
+    sources=("Reddi, Kale & Kumar 2018, Algorithm 2",),
+    mirrors="torch.optim.Adam(amsgrad=True)",
+    defaults={k: v for k, v in ADAM_DEFAULTS.items() if k != "amsgrad"},
+    flags=("maximize",),
+    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD), _scale_by_amsgrad_reddi(),
+                          scale_by_lr(LR)),
+)
+
+register(ADAM, ADAMW, ADAMW_PAPER, ADAMW_FULLY_DECOUPLED, ADAM_EPS_HAT, ADAM_AMSGRAD_REDDI)
