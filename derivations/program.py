@@ -28,7 +28,9 @@ class State:
     """A per-element state variable, named by its torch.optim state key.
 
     ``prev`` is its value entering the step, ``new`` its value leaving it, ``init`` its value
-    before the first step (an expression in the hyperparameters, usually 0).
+    before the first step (an expression in the hyperparameters, usually 0). A ``per_step``
+    state holds one value per parameter tensor rather than one per element (NAdam's
+    ``mu_product``): it may depend only on t, the hyperparameters and other per-step values.
     """
 
     key: str
@@ -36,6 +38,7 @@ class State:
     new: sp.Symbol
     init: sp.Expr
     meaning: str
+    per_step: bool = False
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,8 @@ class Program:
     @cached_property
     def per_step(self) -> frozenset[sp.Symbol]:
         """Symbols whose value depends only on t and the hyperparameters (not per element)."""
-        scalar = {t, *(h.symbol for h in self.hypers)}
+        scalar = {t, *(h.symbol for h in self.hypers),
+                  *(s.prev for s in self.states if s.per_step)}
         for line in self.lines:
             if line.expr.free_symbols <= scalar:
                 scalar.add(line.target)
@@ -106,13 +110,13 @@ class Builder:
         self.hypers.setdefault(h.key, h)
         return h.symbol
 
-    def state(self, key: str, letter: str, meaning: str, init: sp.Expr = sp.S.Zero,
-              **assumptions) -> State:
+    def state(self, key: str, letter: str, meaning: str, init: sp.Expr = sp.S.Zero, *,
+              per_step: bool = False, **assumptions) -> State:
         """Declare a state variable (torch key ``key``) displayed with ``letter``."""
         if key not in self.states:
             prev = sp.Symbol(f"{letter}_t-1", real=True, **assumptions)
             new = sp.Symbol(f"{letter}_t", real=True, **assumptions)
-            self.states[key] = State(key, prev, new, sp.sympify(init), meaning)
+            self.states[key] = State(key, prev, new, sp.sympify(init), meaning, per_step)
         return self.states[key]
 
     def let(self, target: sp.Symbol, expr: sp.Expr, why: str = "") -> sp.Symbol:

@@ -1,0 +1,479 @@
+"""Shared machinery for the ``optproof.torch_impl`` optimizers.
+
+Every optimizer in this package is a :class:`torch.optim.Optimizer` subclass that
+only describes *its update rule*; everything else lives here:
+
+* validation helpers that reproduce torch.optim 2.13's exception types and texts;
+* the ``step(closure)`` skeleton: closure under ``enable_grad``, params without
+  grads skipped, sparse-gradient policy, lazy state initialisation, the
+  ``foreach=None`` default (foreach on CUDA/XPU, for-loop on CPU, as torch does);
+* grouping of tensors by ``(device, dtype)`` for the foreach path;
+* the common prologue of every rule (torch.optim 2.13 does it in the same order):
+  ``step += 1``; complex tensors viewed as real (``torch.view_as_real``);
+  ``g <- -g`` when ``maximize``; weight decay, either L2
+  (``g <- g + lambda * theta``) or decoupled
+  (``theta <- theta * (1 - lr * lambda)``, Loshchilov & Hutter 2019, Alg. 2 line 12);
+* two interchangeable *op backends* (:data:`LOOP` and :data:`FOREACH`).  An
+  update rule is written once against the backend interface, on lists of
+  tensors.  The for-loop path calls the rule once per tensor (lists of length 1,
+  per-tensor ``Tensor`` methods, low peak memory like torch's
+  ``_single_tensor_*``); the foreach path calls it once per ``(device, dtype)``
+  bucket with ``torch._foreach_*`` ops (like torch's ``_multi_tensor_*``).
+
+Scalar coefficients (bias corrections, mu-products, clr, ...) are computed in
+Python float64 from ``step.item()`` exactly as torch does; with
+``capturable=True`` they are computed instead as 0-d float64 tensors on the
+parameter's device from the device-resident ``step`` (no ``.item()``, no host
+sync), and the backends fold tensor coefficients in with tensor products.
+
+``differentiable=True`` is rejected with :class:`NotImplementedError` (see
+:meth:`OptimizerBase.__init__`); ``fused=True`` raises :class:`RuntimeError`
+(the fused kernels come in a later change) after torch's own fused checks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "FOREACH",
+    "LOOP",
+    "Bucket",
+    "OptimizerBase",
+    "check",
+    "check_betas",
+    "check_lr",
+    "scalar_dtype",
+]
+
+# --------------------------------------------------------------------------- validation
+
+
+def check(ok: bool, message: str, exc: type[Exception] = ValueError) -> None:
+    """Raise ``exc(message)`` unless ``ok`` (comparisons are written by the caller
+    exactly as torch writes them, so NaN behaves identically)."""
+    if not ok:
+        raise exc(message)
+
+
+def check_lr(lr: float | Tensor) -> None:
+    """torch.optim 2.13: ``Tensor lr must be 1-element`` / ``Invalid learning rate``."""
+    if isinstance(lr, Tensor) and lr.numel() != 1:
+        raise ValueError("Tensor lr must be 1-element")
+    check(0.0 <= lr, f"Invalid learning rate: {lr}")
+
+
+def check_betas(betas: Sequence[float | Tensor]) -> None:
+    """torch.optim 2.13 (adam.py / nadam.py): ``0 <= beta_i < 1``."""
+    check(0.0 <= betas[0] < 1.0, f"Invalid beta parameter at index 0: {betas[0]}")
+    check(0.0 <= betas[1] < 1.0, f"Invalid beta parameter at index 1: {betas[1]}")
+
+
+# --------------------------------------------------------------------------- devices / dtypes
+
+
+def scalar_dtype() -> torch.dtype:
+    """dtype of ``state['step']`` (torch.optim.optimizer._get_scalar_dtype):
+    float64 if the default dtype is float64, else float32."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def capturable_supported_devices() -> list[str]:
+    """Device types on which ``capturable=True`` is accepted (as in torch 2.13)."""
+    return ["cuda", "xpu", "hpu", torch._C._get_privateuse1_backend_name(), "xla"]
+
+
+def foreach_supported_devices() -> list[str]:
+    """Device types on which ``foreach=None`` selects the foreach path."""
+    return ["cuda", "xpu", torch._C._get_privateuse1_backend_name()]
+
+
+def _default_foreach(params: Sequence[Tensor]) -> bool:
+    devices = foreach_supported_devices()
+    return all(
+        type(p) in (Tensor, torch.nn.Parameter) and p.device.type in devices for p in params
+    )
+
+
+def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
+    """Indices of ``tensors`` bucketed by ``(device, dtype)`` in first-seen order
+    (what ``torch.optim.Optimizer._group_tensors_by_device_and_dtype`` does)."""
+    buckets: dict[tuple[torch.device, torch.dtype], list[int]] = {}
+    for i, t in enumerate(tensors):
+        buckets.setdefault((t.device, t.dtype), []).append(i)
+    return list(buckets.values())
+
+
+def _real(t: Tensor) -> Tensor:
+    return torch.view_as_real(t) if torch.is_complex(t) else t
+
+
+# --------------------------------------------------------------------------- op backends
+
+
+def _each(s: Any, n: int) -> list:
+    return list(s) if isinstance(s, (list, tuple)) else [s] * n
+
+
+def _has_tensor(s: Any) -> bool:
+    if isinstance(s, (list, tuple)):
+        return any(isinstance(x, Tensor) for x in s)
+    return isinstance(s, Tensor)
+
+
+class _LoopOps:
+    """Per-tensor backend: every op is a loop of ``Tensor`` methods.
+
+    Scalars may be numbers, 0-d tensors (capturable) or per-tensor lists of those.
+    """
+
+    foreach = False
+
+    def neg(self, xs):
+        return [torch.neg(x) for x in xs]
+
+    def add(self, xs, ys, alpha=1):
+        return [x.add(y, alpha=alpha) for x, y in zip(xs, ys)]
+
+    def add_(self, xs, ys, alpha=1):
+        for x, y in zip(xs, ys):
+            if isinstance(alpha, Tensor):
+                x.add_(y * alpha)
+            else:
+                x.add_(y, alpha=alpha)
+
+    def add_scalar(self, xs, s):
+        return [x.add(si) for x, si in zip(xs, _each(s, len(xs)))]
+
+    def add_scalar_(self, xs, s):
+        for x, si in zip(xs, _each(s, len(xs))):
+            x.add_(si)
+
+    def mul(self, xs, s):
+        return [x.mul(si) for x, si in zip(xs, _each(s, len(xs)))]
+
+    def mul_(self, xs, s):
+        for x, si in zip(xs, _each(s, len(xs))):
+            x.mul_(si)
+
+    def div(self, xs, s):
+        return [x.div(si) for x, si in zip(xs, _each(s, len(xs)))]
+
+    def div_(self, xs, s):
+        for x, si in zip(xs, _each(s, len(xs))):
+            x.div_(si)
+
+    def lerp_(self, xs, ys, w):
+        for x, y in zip(xs, ys):
+            x.lerp_(y, w)
+
+    def addcmul(self, xs, a, b, value=1):
+        return [x.addcmul(ai, bi, value=value) for x, ai, bi in zip(xs, a, b)]
+
+    def addcmul_(self, xs, a, b, value=1):
+        for x, ai, bi in zip(xs, a, b):
+            x.addcmul_(ai, bi, value=value)
+
+    def addcdiv_(self, xs, a, b, value=1):
+        for x, ai, bi, v in zip(xs, a, b, _each(value, len(xs))):
+            if isinstance(v, Tensor):
+                x.addcdiv_(ai * v, bi)
+            else:
+                x.addcdiv_(ai, bi, value=v)
+
+    def sqrt(self, xs):
+        return [x.sqrt() for x in xs]
+
+    def sqrt_(self, xs):
+        for x in xs:
+            x.sqrt_()
+
+    def maximum_(self, xs, ys):
+        for x, y in zip(xs, ys):
+            torch.maximum(x, y, out=x)
+
+
+class _ForeachOps(_LoopOps):
+    """Multi-tensor backend on ``torch._foreach_*`` (one bucket = one device/dtype)."""
+
+    foreach = True
+
+    def neg(self, xs):
+        return list(torch._foreach_neg(xs))
+
+    def add(self, xs, ys, alpha=1):
+        return list(torch._foreach_add(xs, ys, alpha=alpha))
+
+    def add_(self, xs, ys, alpha=1):
+        if isinstance(alpha, Tensor):
+            torch._foreach_add_(xs, torch._foreach_mul(ys, alpha))
+        else:
+            torch._foreach_add_(xs, ys, alpha=alpha)
+
+    def add_scalar(self, xs, s):
+        return list(torch._foreach_add(xs, s))
+
+    def add_scalar_(self, xs, s):
+        torch._foreach_add_(xs, s)
+
+    def mul(self, xs, s):
+        return list(torch._foreach_mul(xs, s))
+
+    def mul_(self, xs, s):
+        torch._foreach_mul_(xs, s)
+
+    def div(self, xs, s):
+        return list(torch._foreach_div(xs, s))
+
+    def div_(self, xs, s):
+        torch._foreach_div_(xs, s)
+
+    def lerp_(self, xs, ys, w):
+        torch._foreach_lerp_(xs, ys, w)
+
+    def addcmul(self, xs, a, b, value=1):
+        return list(torch._foreach_addcmul(xs, a, b, value))
+
+    def addcmul_(self, xs, a, b, value=1):
+        torch._foreach_addcmul_(xs, a, b, value)
+
+    def addcdiv_(self, xs, a, b, value=1):
+        if _has_tensor(value):
+            torch._foreach_addcdiv_(xs, torch._foreach_mul(a, value), b)
+        else:
+            torch._foreach_addcdiv_(xs, a, b, value)
+
+    def sqrt(self, xs):
+        return list(torch._foreach_sqrt(xs))
+
+    def sqrt_(self, xs):
+        torch._foreach_sqrt_(xs)
+
+    def maximum_(self, xs, ys):
+        torch._foreach_maximum_(xs, ys)
+
+
+LOOP = _LoopOps()
+FOREACH = _ForeachOps()
+
+
+# --------------------------------------------------------------------------- the bucket
+
+
+@dataclass
+class Bucket:
+    """What an update rule sees: same-length lists, complex tensors already viewed
+    as real, ``grads`` already negated (maximize) and L2-decayed.
+
+    ``t`` holds the post-increment step count per tensor: Python floats, or 0-d
+    float64 device tensors when ``capturable``.  ``lr``/``weight_decay`` are
+    Python floats (0-d device tensor lr when capturable and given as a Tensor).
+    """
+
+    params: list[Tensor]
+    grads: list[Tensor]
+    state: dict[str, list[Tensor]]
+    states: list[dict[str, Any]]
+    t: list[Any] = field(default_factory=list)
+    lr: Any = 0.0
+    weight_decay: float = 0.0
+    capturable: bool = False
+
+
+# --------------------------------------------------------------------------- base class
+
+
+class OptimizerBase(torch.optim.Optimizer):
+    """Skeleton shared by all optproof optimizers.
+
+    Subclasses set the class attributes below and implement :meth:`_init_state`
+    and :meth:`_update` (plus, optionally, :meth:`_decay_lrs`).
+    """
+
+    #: flags ``__setstate__`` fills in with ``setdefault`` (torch's list + ours)
+    _flag_defaults: dict[str, Any] = {}
+    #: ``None`` if sparse gradients are supported, else torch's error text
+    _sparse_error: str | None = "does not support sparse gradients"
+    #: keeps a ``state['step']`` counter
+    _has_step: bool = True
+    #: view complex tensors as real before the rule (SGD works on complex natively)
+    _view_complex: bool = True
+    #: per-param state tensors (same shape as the param) the rule needs
+    _tensor_state_keys: tuple[str, ...] = ()
+
+    def __init__(self, params, defaults: dict[str, Any]) -> None:
+        super().__init__(params, defaults)
+        if defaults.get("fused"):
+            if defaults.get("differentiable"):
+                raise RuntimeError("`fused` does not support `differentiable`")
+            if defaults.get("foreach"):
+                raise RuntimeError("`fused` and `foreach` cannot be `True` together.")
+        self._check_group(defaults)
+
+    # -- torch.optim compatibility ------------------------------------------------
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        for group in self.param_groups:
+            for key, value in self._flag_defaults.items():
+                group.setdefault(key, value)
+            for p in group["params"]:
+                p_state = self.state.get(p, {})
+                if "step" in p_state and not torch.is_tensor(p_state["step"]):
+                    p_state["step"] = self._new_step(group, p, float(p_state["step"]))
+                if p_state:
+                    self._fix_loaded_state(group, p, p_state)
+
+    def _fix_loaded_state(self, group: dict, p: Tensor, state: dict) -> None:
+        """Hook run on each non-empty state after ``load_state_dict``."""
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        name = type(self).__name__
+        if group.get("fused"):
+            raise RuntimeError(
+                f"optproof.torch_impl.{name}: the fused path is not yet available "
+                f"for this optimizer (a later change adds it); use fused=None/False "
+                f"(for-loop) or foreach=True."
+            )
+        if group.get("differentiable"):
+            raise NotImplementedError(
+                f"optproof.torch_impl.{name}: differentiable=True is not supported "
+                f"(the update runs in place under no_grad); use torch.optim.{name} "
+                f"for differentiable optimizer steps."
+            )
+
+    @staticmethod
+    def _new_step(group: dict[str, Any], p: Tensor, value: float = 0.0) -> Tensor:
+        """``state['step']``: a 0-d float32 (float64 under a float64 default dtype)
+        tensor on CPU, or on the param's device when capturable/fused (torch's
+        note "special device hosting for step")."""
+        if group.get("capturable") or group.get("fused"):
+            dtype = torch.float32 if group.get("fused") else scalar_dtype()
+            return torch.tensor(value, dtype=dtype, device=p.device)
+        return torch.tensor(value, dtype=scalar_dtype())
+
+    # -- hooks for subclasses --------------------------------------------------------
+
+    def _needs_state(self, group: dict[str, Any]) -> bool:
+        return True
+
+    def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
+        """Create the missing entries of ``state`` (lazy initialisation)."""
+        raise NotImplementedError
+
+    def _decay_lrs(self, group: dict[str, Any], b: Bucket) -> list[Any]:
+        """Learning rate(s) used by decoupled weight decay (default: the group lr)."""
+        return [b.lr] * len(b.params)
+
+    def _update(self, group: dict[str, Any], b: Bucket, ops: _LoopOps) -> None:
+        raise NotImplementedError
+
+    # -- the step skeleton -------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None):
+        """Perform a single optimization step.
+
+        Args:
+            closure (Callable, optional): A closure that reevaluates the model
+                and returns the loss (run under ``torch.enable_grad()``).
+        """
+        if any(g.get("capturable") for g in self.param_groups):
+            self._accelerator_graph_capture_health_check()
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: dict[str, Any]) -> None:
+        self._check_group(group)
+        params = [p for p in group["params"] if p.grad is not None]
+        if not params:
+            return
+        needs_state = self._needs_state(group)
+        sparse = []
+        for p in params:
+            if p.grad.is_sparse:
+                if self._sparse_error is not None:
+                    raise RuntimeError(self._sparse_error)
+                sparse.append(p)
+            if needs_state:
+                self._init_state(group, p, self.state[p])
+        if group.get("capturable"):
+            self._check_capturable(params)
+        foreach = group.get("foreach")
+        if foreach is None:
+            foreach = _default_foreach(params)
+        if not foreach:
+            for p in params:
+                self._run(group, [p], LOOP)
+            return
+        for p in sparse:  # torch falls back to per-tensor ops for sparse grads too
+            self._run(group, [p], LOOP)
+        dense = [p for p in params if not p.grad.is_sparse]
+        for idx in group_by_device_and_dtype(dense):
+            self._run(group, [dense[i] for i in idx], FOREACH)
+
+    def _check_capturable(self, params: list[Tensor]) -> None:
+        devices = capturable_supported_devices()
+        for p in params:
+            step = self.state[p].get("step") if self._has_step else None
+            if p.device.type not in devices or (
+                step is not None and step.device.type != p.device.type
+            ):
+                raise AssertionError(
+                    "If capturable=True, params and state_steps must be on supported "
+                    f"devices: {devices}."
+                )
+
+    def _run(self, group: dict[str, Any], params: list[Tensor], ops: _LoopOps) -> None:
+        """Common prologue (step, complex views, maximize, weight decay), then the rule."""
+        capturable = bool(group.get("capturable"))
+        states = [self.state[p] for p in params] if self._needs_state(group) else [{}] * len(params)
+        view = _real if self._view_complex else (lambda t: t)
+        b = Bucket(
+            params=[view(p) for p in params],
+            grads=[view(p.grad) for p in params],
+            state={k: [view(s[k]) for s in states] for k in self._tensor_state_keys_for(group)},
+            states=states,
+            lr=_scalar(group["lr"], capturable, params[0].device),
+            weight_decay=_scalar(group.get("weight_decay", 0), False, None),
+            capturable=capturable,
+        )
+        if self._has_step:
+            steps = [s["step"] for s in states]
+            if ops.foreach and steps[0].is_cpu:
+                torch._foreach_add_(steps, torch.tensor(1.0), alpha=1.0)
+            else:
+                for s in steps:
+                    s += 1
+            b.t = [s.to(torch.float64) for s in steps] if capturable else [s.item() for s in steps]
+        if group["maximize"]:
+            b.grads = ops.neg(b.grads)
+        if b.weight_decay != 0:
+            if group.get("decoupled_weight_decay"):
+                factors = [1 - lr * b.weight_decay for lr in self._decay_lrs(group, b)]
+                ops.mul_(b.params, factors)
+            else:
+                b.grads = ops.add(b.grads, b.params, alpha=b.weight_decay)
+        self._update(group, b, ops)
+
+    def _tensor_state_keys_for(self, group: dict[str, Any]) -> tuple[str, ...]:
+        return self._tensor_state_keys
+
+
+def _scalar(x: Any, capturable: bool, device: torch.device | None) -> Any:
+    """A hyperparameter as used in the math: Python float (``.item()`` of a
+    Tensor), or a 0-d tensor on ``device`` when capturable."""
+    if isinstance(x, Tensor):
+        if capturable:
+            return x.reshape(()).to(device)
+        return x.item()
+    return x
