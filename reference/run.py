@@ -22,7 +22,7 @@ from optproof.derivations.symbols import g, t, theta_prev
 
 from .compile import Compiled, compile_program
 
-__all__ = ["run", "resolve", "Resolved", "to_mpf"]
+__all__ = ["run", "resolve", "Resolved", "start_state", "to_mpf"]
 
 
 def to_mpf(value: Any, name: str = "value") -> mpmath.mpf:
@@ -99,7 +99,7 @@ def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolve
     return Resolved(spec, flags, compiled, schedule)
 
 
-def _state_start(resolved: Resolved, n: int, state: Mapping[str, Any] | None):
+def start_state(resolved: Resolved, n: int, state: Mapping[str, Any] | None):
     program = resolved.compiled.program
     state = dict(state or {})
     step = int(state.pop("step", 0))
@@ -141,7 +141,7 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
     with mpmath.workdps(dps):
         resolved = resolve(rule, hyper)
         theta = [to_mpf(p, "params") for p in params]
-        step, state_values = _state_start(resolved, len(theta), state)
+        step, state_values = start_state(resolved, len(theta), state)
         compiled = resolved.compiled
         program = compiled.program
         out = []
