@@ -149,17 +149,18 @@ def scale_by_adam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, amsgrad: bool) -> T
     return apply
 
 
-def add_decayed_weights(wd: Hyper, scale: Hyper | None) -> Transform:
+def add_decayed_weights(wd: Hyper, scale: Hyper | sp.Expr | None) -> Transform:
     """Decoupled weight decay on the parameter: θₜ ← θₜ₋₁ − s·λ·θₜ₋₁, before the step.
 
     ``scale`` is the hyperparameter s multiplying λ: the learning rate γ (torch AdamW, optax,
     Keras), the schedule multiplier ηₜ (Loshchilov & Hutter 2019, Algorithm 2), or ``None``
-    for decay independent of the learning rate (TF-Addons AdamW, "fully decoupled").
+    for decay independent of the learning rate (TF-Addons AdamW, "fully decoupled"). It may
+    also be a symbol a preceding line assigned (Adagrad's decayed rate γₜ).
     """
 
     def apply(b: Builder) -> None:
         lam = b.hyper(wd)
-        factor = lam if scale is None else b.hyper(scale) * lam
+        factor = lam if scale is None else _size(b, scale) * lam
         b.set_param(b.param - factor * b.param, "decoupled weight decay")
 
     return apply

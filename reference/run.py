@@ -34,9 +34,12 @@ def to_mpf(value: Any, name: str = "value") -> mpmath.mpf:
         if hasattr(value, "item"):  # numpy / torch scalars
             return to_mpf(value.item(), name)
         raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    if isinstance(value, float):
-        return mpmath.mpf(value)  # exact: a double has 53 bits
-    return mpmath.mpf(value)
+    if isinstance(value, str):
+        try:
+            return mpmath.mpf(value)
+        except ValueError:
+            raise ValueError(f"{name} must be a real number, got {value!r}") from None
+    return mpmath.mpf(value)  # exact for int and float (a double has 53 bits)
 
 
 @dataclass(frozen=True)

@@ -271,7 +271,7 @@ class Bucket:
 
     ``t`` holds the post-increment step count per tensor: Python floats, or 0-d
     float64 device tensors when ``capturable``.  ``lr``/``weight_decay`` are
-    Python floats (0-d device tensor lr when capturable and given as a Tensor).
+    Python floats (0-d float64 device tensor lr when capturable and given as a Tensor).
     """
 
     params: list[Tensor]
@@ -474,6 +474,6 @@ def _scalar(x: Any, capturable: bool, device: torch.device | None) -> Any:
     Tensor), or a 0-d tensor on ``device`` when capturable."""
     if isinstance(x, Tensor):
         if capturable:
-            return x.reshape(()).to(device)
+            return x.reshape(()).to(device=device, dtype=torch.float64)
         return x.item()
     return x

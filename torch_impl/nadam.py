@@ -126,7 +126,7 @@ class NAdam(OptimizerBase):
         for state, mu in zip(b.states, mus):
             state["mu_product"].mul_(mu)
             mp = state["mu_product"]
-            mu_products.append(mp.clone() if b.capturable else mp.item())
+            mu_products.append(mp if b.capturable else mp.item())
 
         ops.lerp_(b.state["exp_avg"], b.grads, 1 - beta1)
         ops.mul_(b.state["exp_avg_sq"], beta2)
