@@ -15,17 +15,21 @@ Two quantities are derived here rather than typed in:
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
 
-from .program import Builder
+from .program import Builder, State
 from .symbols import Hyper, t
 
 __all__ = [
     "Transform", "chain", "negate_if", "add_l2", "l2_gradient", "ema", "ema_weight_sum",
     "bias_correct", "running_max", "divide_by_root", "adam_moments", "scale_by_adam", "add_decayed_weights",
-    "scale_by_lr",
+    "scale_by_lr", "ConditionalState", "conditional_state", "weight_decay", "prepare_gradient",
+    "trace", "sutskever_momentum", "scale_update", "descend", "DECAYED_LR", "inverse_time_decay",
+    "scale_by_adagrad", "scale_by_adadelta", "scale_by_rms", "nadam_schedule", "MU_T", "MU_NEXT",
+    "scale_by_nadam", "scale_by_adam_nesterov",
 ]
 
 Transform = Callable[[Builder], None]
@@ -171,5 +175,236 @@ def scale_by_lr(lr: Hyper) -> Transform:
 
     def apply(b: Builder) -> None:
         b.set_param(b.param - b.hyper(lr) * b.update, "step along the update direction")
+
+    return apply
+
+
+# ---------------------------------------------------------------------------------------------
+# The SGD → AdamW lineage: momentum, Adagrad, Adadelta, RMSprop, NAdam.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ConditionalState(State):
+    """A state variable the framework keeps only while ``exists`` (a condition on the
+    hyperparameters) holds: torch SGD and RMSprop keep no ``momentum_buffer`` at momentum 0.
+    The program still computes it (the rule degenerates correctly); ``reference.run`` leaves
+    it out of the records when the condition fails for the run's hyperparameters."""
+
+    exists: sp.Basic = sp.true
+
+
+def conditional_state(b: Builder, key: str, letter: str, meaning: str, exists: sp.Basic,
+                      **assumptions) -> State:
+    """Declare state ``key`` (initial value 0) that exists only while ``exists`` holds."""
+    s = b.state(key, letter, meaning, **assumptions)
+    b.states[key] = ConditionalState(s.key, s.prev, s.new, s.init, s.meaning, s.per_step, exists)
+    return b.states[key]
+
+
+def _size(b: Builder, size: Hyper | sp.Expr) -> sp.Expr:
+    """A step size: a hyperparameter (declared) or an expression earlier lines assigned."""
+    return b.hyper(size) if isinstance(size, Hyper) else size
+
+
+def weight_decay(wd: Hyper, scale: Hyper | sp.Expr, *, decoupled: bool) -> Transform:
+    """torch's two decays: L2, gₜ ← gₜ + λθₜ₋₁ (:func:`add_l2`), or with
+    ``decoupled_weight_decay=True`` θₜ ← θₜ₋₁(1 − s·λ) first (:func:`add_decayed_weights`)."""
+    return add_decayed_weights(wd, scale) if decoupled else add_l2(wd)
+
+
+def prepare_gradient(wd: Hyper, scale: Hyper | sp.Expr, *, maximize: bool,
+                     decoupled: bool) -> Transform:
+    """What every torch.optim rule does first: negate for ``maximize``, then decay."""
+    return chain(negate_if(maximize), weight_decay(wd, scale, decoupled=decoupled))
+
+
+def trace(momentum: Hyper, dampening: Hyper | None = None, *, nesterov: bool = False,
+          torch_start: bool = False, kept_at_zero: bool = True) -> Transform:
+    """A momentum buffer bₜ of the current update u (torch key ``momentum_buffer``).
+
+    optax ``trace``: bₜ ← μbₜ₋₁ + uₜ from b₀ = 0. With ``dampening`` τ and ``torch_start``
+    (torch.optim 2.13 ``sgd.py``): bₜ ← μbₜ₋₁ + (1 − τₜ)uₜ where the effective dampening τₜ is
+    0 at t = 1 (torch starts the buffer at a copy of g₁, skipping the dampening; from b₀ = 0
+    that is the same line) and at μ = 0 (torch then has no buffer: the update is g), τ
+    otherwise. ``nesterov``: uₜ ← uₜ + μbₜ (torch and optax alike); else uₜ ← bₜ. Unless
+    ``kept_at_zero``, the buffer exists only for μ ≠ 0 (torch SGD, RMSprop; Keras SGD).
+    """
+
+    def apply(b: Builder) -> None:
+        mu = b.hyper(momentum)
+        exists = sp.true if kept_at_zero else sp.Ne(mu, 0)
+        buf = conditional_state(b, "momentum_buffer", "b", "momentum buffer", exists)
+        term = b.update
+        if dampening is not None:
+            tau = b.hyper(dampening)
+            if torch_start:
+                tau = b.let(sp.Symbol("tau_t", real=True),
+                            sp.Piecewise((0, sp.Eq(t, 1) | sp.Eq(mu, 0)), (tau, True)),
+                            "no dampening at the first step (b₁ = g₁) nor without momentum")
+            term = (1 - tau) * term
+        b.let(buf.new, mu * buf.prev + term, "momentum buffer")
+        if nesterov:
+            b.update = b.let(b.update, b.update + mu * buf.new, "Nesterov: look ahead")
+        else:
+            b.update = buf.new
+
+    return apply
+
+
+def sutskever_momentum(momentum: Hyper, lr: Hyper, *, nesterov: bool) -> Transform:
+    """Velocity with the learning rate inside (Sutskever et al. 2013, eq. 1–4; Keras 3
+    ``SGD``): vₜ ← μvₜ₋₁ − γgₜ, θₜ ← θₜ₋₁ + vₜ; Nesterov θₜ ← θₜ₋₁ + μvₜ − γgₜ. The velocity is
+    stored under torch's key ``momentum_buffer`` and exists only for μ ≠ 0 (as in Keras)."""
+
+    def apply(b: Builder) -> None:
+        mu, gamma = b.hyper(momentum), b.hyper(lr)
+        v = conditional_state(b, "momentum_buffer", "v", "velocity (learning rate inside)",
+                              sp.Ne(mu, 0))
+        b.let(v.new, mu * v.prev - gamma * b.update, "velocity")
+        step = mu * v.new - gamma * b.update if nesterov else v.new
+        b.set_param(b.param + step, "Nesterov: look ahead" if nesterov else "move by the velocity")
+
+    return apply
+
+
+def scale_update(size: Hyper | sp.Expr) -> Transform:
+    """uₜ ← s·uₜ: scale the update without stepping (optax ``scale_by_learning_rate`` placed
+    before a ``trace``, which puts γ inside the momentum buffer)."""
+
+    def apply(b: Builder) -> None:
+        b.update = b.let(sp.Symbol("u_t", real=True), _size(b, size) * b.update,
+                         "scale the update")
+
+    return apply
+
+
+def descend(size: Hyper | sp.Expr | None = None) -> Transform:
+    """θₜ ← θ − s·uₜ with a step size s that may be a derived per-step symbol (Adagrad's γₜ),
+    or θₜ ← θ − uₜ when the update already carries it (``size=None``)."""
+
+    def apply(b: Builder) -> None:
+        step = b.update if size is None else _size(b, size) * b.update
+        b.set_param(b.param - step, "step along the update direction")
+
+    return apply
+
+
+DECAYED_LR = sp.Symbol("gamma_t", positive=True)
+
+
+def inverse_time_decay(lr: Hyper, decay: Hyper) -> Transform:
+    """torch Adagrad's rate γₜ ← γ/(1 + (t − 1)κ) (``clr`` in torch.optim 2.13 ``adagrad.py``);
+    later transforms read it as :data:`DECAYED_LR`."""
+
+    def apply(b: Builder) -> None:
+        b.let(DECAYED_LR, b.hyper(lr) / (1 + (t - 1) * b.hyper(decay)), "learning-rate decay")
+
+    return apply
+
+
+def scale_by_adagrad(eps: Hyper, initial: Hyper, *, eps_inside: bool) -> Transform:
+    """Adagrad (Duchi et al. 2011, diagonal form): sₜ ← sₜ₋₁ + gₜ² from s₀ (torch key
+    ``sum``), uₜ ← gₜ/(√sₜ + ε), or /√(sₜ + ε) with ``eps_inside`` (Keras 3, optax)."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        s = b.state("sum", "s", "sum of squared gradients", init=b.hyper(initial),
+                    nonnegative=True)
+        b.let(s.new, s.prev + grad**2, "accumulate squared gradients")
+        divide_by_root(b, grad, s.new, eps, eps_inside=eps_inside)
+
+    return apply
+
+
+def scale_by_adadelta(rho: Hyper, eps: Hyper) -> Transform:
+    """Adadelta (Zeiler 2012, Algorithm 1): vₜ ← EMA_ρ(g²) (``square_avg``),
+    Δₜ ← √(uₜ₋₁ + ε)/√(vₜ + ε)·gₜ, uₜ ← EMA_ρ(Δ²) (``acc_delta``); the update is Δₜ."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        v = ema(b, "square_avg", "v", rho, grad**2, "EMA of squared gradients", nonnegative=True)
+        acc = b.state("acc_delta", "u", "EMA of squared updates", nonnegative=True)
+        e = b.hyper(eps)
+        delta = b.let(sp.Symbol("Delta_t", real=True),
+                      sp.sqrt(acc.prev + e) / sp.sqrt(v + e) * grad, "RMS[Δ]ₜ₋₁ / RMS[g]ₜ")
+        ema(b, "acc_delta", "u", rho, delta**2, "EMA of squared updates")
+        b.update = delta
+
+    return apply
+
+
+def scale_by_rms(alpha: Hyper, eps: Hyper, *, centered: bool, eps_inside: bool) -> Transform:
+    """RMSprop (Hinton, lecture 6e): vₜ ← EMA_α(g²) (``square_avg``), uₜ ← gₜ/(√vₜ + ε);
+    ``centered`` (Graves 2013, §4): ḡₜ ← EMA_α(g) (``grad_avg``) and vₜ − ḡₜ² under the root;
+    ``eps_inside``: √(vₜ + ε), centered √(vₜ − ḡₜ² + ε) (Keras 3; optax ``eps_in_sqrt``)."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        square = ema(b, "square_avg", "v", alpha, grad**2, "EMA of squared gradients",
+                     nonnegative=True)
+        if centered:
+            mean = ema(b, "grad_avg", "gbar", alpha, grad, "EMA of gradients")
+            square = square - mean**2
+        divide_by_root(b, grad, square, eps, eps_inside=eps_inside)
+
+    return apply
+
+
+def nadam_schedule(beta1: Hyper, decay: Hyper | None) -> Transform:
+    """NAdam's momentum schedule μₜ = β₁(1 − ½·0.96^{tψ}) and μₜ₊₁ (Dozat 2016, §3: ψ = 1/250),
+    and the product Πₜ = Πₜ₋₁·μₜ from Π₀ = 1 (torch key ``mu_product``, one value per
+    parameter tensor). ``decay=None`` drops ψ: μₜ = β₁(1 − ½·0.96ᵗ) (Keras 3)."""
+
+    def apply(b: Builder) -> None:
+        b1 = b.hyper(beta1)
+        psi = sp.S.One if decay is None else b.hyper(decay)
+
+        def mu(step):
+            return b1 * (1 - sp.Rational(1, 2) * sp.Rational(24, 25) ** (step * psi))
+
+        b.let(MU_T, mu(t), "momentum schedule")
+        b.let(MU_NEXT, mu(t + 1), "next step's momentum")
+        prod = b.state("mu_product", "Pi", "product of the momentum schedule", init=1,
+                       per_step=True, nonnegative=True)
+        b.let(prod.new, prod.prev * MU_T, "Πₜ = μ₁⋯μₜ")
+
+    return apply
+
+
+MU_T = sp.Symbol("mu_t", nonnegative=True)
+MU_NEXT = sp.Symbol("mu_t+1", nonnegative=True)
+
+
+def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
+    """NAdam's direction after :func:`nadam_schedule` (Dozat 2016, Algorithm 2; torch.optim
+    2.13 ``nadam.py``): m̂ₜ = μₜ₊₁mₜ/(1 − Πₜμₜ₊₁) + (1 − μₜ)gₜ/(1 − Πₜ), v̂ₜ = vₜ/(1 − β₂ᵗ),
+    uₜ = m̂ₜ/(√v̂ₜ + ε)."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        prod = b.states["mu_product"].new
+        m, v = adam_moments(b, beta1, beta2, amsgrad=False)
+        mhat = b.let(sp.Symbol("mhat_t", real=True),
+                     MU_NEXT * m / (1 - prod * MU_NEXT) + (1 - MU_T) * grad / (1 - prod),
+                     "Nesterov: next step's momentum on m, this step's on g")
+        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps)
+
+    return apply
+
+
+def scale_by_adam_nesterov(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
+    """Adam with Nesterov momentum and constant β₁ (optax ``scale_by_adam(nesterov=True)``):
+    m̂ₜ = β₁mₜ/(1 − β₁ᵗ⁺¹) + (1 − β₁)gₜ/(1 − β₁ᵗ), each correction the derived EMA weight sum."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        m, v = adam_moments(b, beta1, beta2, amsgrad=False)
+        b1 = b.hyper(beta1)
+        mhat = b.let(sp.Symbol("mhat_t", real=True),
+                     b1 * m / ema_weight_sum(beta1).subs(t, t + 1)
+                     + (1 - b1) * grad / ema_weight_sum(beta1),
+                     "Nesterov: look-ahead, both terms bias-corrected")
+        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps)
 
     return apply

@@ -12,6 +12,7 @@ node           bound on |computed − exact| (x exact value, e operand bounds)
 a₁ + … + aₙ    Σeᵢ + u·|x| + (n − 2)·u·Σ|aᵢ| + (n − 1)·η  (partial sums ≤ Σ|aᵢ|)
 a₁ · … · aₙ    Σᵢ eᵢ·Πⱼ≠ᵢ(|aⱼ| + eⱼ) + (n − 1)·(u·|x| + η)   (a factor ±1 is exact)
 aⁿ, n ∈ ℕ      as the product of n copies of a
+aᵇ, b ∉ ℤ      |x|·(|b|·e_a/|a| + |ln a|·e_b) + u·|x| + η      (per-step powers βᵗ)
 1/a            e/(|a|·(|a| − e)) + u·|x| + η                  (∞ if e ≥ |a|)
 √a             min(e/√a, √e) + u·|x| + η
 max(a, b)      max(e_a, e_b)                                  (exact operation)
@@ -163,11 +164,12 @@ class _Bounds:
 
     def _pow(self, expr: sp.Pow):
         base, exponent = expr.args
-        if exponent.free_symbols:  # βᵗ: one call of pow, correctly rounded to within u
-            x = mpmath.power(self(base)[0], self(exponent)[0])
-            if self(base)[1] or self(exponent)[1]:
-                raise NotImplementedError("power of inexact operands")
-            return x, self.round(x)
+        if exponent.free_symbols:  # βᵗ, 0.96^(tψ): one call of pow, within u of the exact
+            (a, ea), (b, eb) = self(base), self(exponent)
+            x = mpmath.power(a, b)
+            # first order: d(aᵇ) = aᵇ·(b·da/a + ln(a)·db)
+            spread = (abs(b) * ea / abs(a) if ea else 0) + (abs(mpmath.log(a)) * eb if eb else 0)
+            return x, abs(x) * spread + self.round(x)
         a, ea = self(base)
         if exponent.is_Integer and exponent > 0:
             return self._mul([(a, ea)] * int(exponent))

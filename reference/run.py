@@ -102,13 +102,22 @@ def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolve
     return Resolved(spec, flags, compiled, schedule)
 
 
+def kept_state_keys(resolved: Resolved) -> set[str]:
+    """The state keys the framework keeps for these hyperparameters: a state with an
+    ``exists`` condition (torch keeps no ``momentum_buffer`` at momentum 0) is computed but
+    not reported when the condition fails for the first step's values."""
+    values = resolved.values(0)
+    return {s.key for s in resolved.compiled.program.states
+            if bool(getattr(s, "exists", sp.true).xreplace(values))}
+
+
 def start_state(resolved: Resolved, n: int, state: Mapping[str, Any] | None):
     program = resolved.compiled.program
     state = dict(state or {})
     step = int(state.pop("step", 0))
     if step < 0:
         raise ValueError(f"state['step'] must be a non-negative integer, got {step}")
-    keys = {s.key for s in program.states}
+    keys = kept_state_keys(resolved)
     extra = sorted(set(state) - keys)
     if extra:
         raise ValueError(f"rule {resolved.spec.name!r} with {resolved.flags} has no state "
@@ -147,6 +156,7 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
         step, state_values = start_state(resolved, len(theta), state)
         compiled = resolved.compiled
         program = compiled.program
+        kept = kept_state_keys(resolved)
         out = []
         for k, grad in enumerate(grads):
             if len(grad) != len(theta):
@@ -163,7 +173,7 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
             theta = new[program.outputs["param"]]
             state_values = {s.prev: new.get(s.new, state_values[s.prev]) for s in program.states}
             record = {"param": theta, "step": step + k + 1}
-            record.update({s.key: state_values[s.prev] for s in program.states})
+            record.update({s.key: state_values[s.prev] for s in program.states if s.key in kept})
             out.append(record)
         return out
 

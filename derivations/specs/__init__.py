@@ -1,3 +1,3 @@
 """The built-in rules; importing this package registers them."""
 
-from . import adam  # noqa: F401
+from . import adam, sgd, adagrad, adadelta, rmsprop, nadam  # noqa: F401

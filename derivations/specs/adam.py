@@ -18,7 +18,8 @@ from ..program import Builder
 from ..spec import Spec, register
 from ..symbols import Hyper, hyper
 from ..transforms import (Transform, adam_moments, add_decayed_weights, add_l2, chain,
-                          divide_by_root, ema_weight_sum, negate_if, scale_by_adam, scale_by_lr)
+                          divide_by_root, ema_weight_sum, negate_if, prepare_gradient,
+                          scale_by_adam, scale_by_lr)
 
 LR, B1, B2, EPS, WD = (hyper(k) for k in ("lr", "betas[0]", "betas[1]", "eps", "weight_decay"))
 ETA = hyper("schedule_multiplier")
@@ -32,9 +33,10 @@ ADAM = Spec(
     summary="Adam with L2 weight decay (torch.optim.Adam)",
     sources=("Kingma & Ba 2015, Algorithm 1", TORCH),
     mirrors="torch.optim.Adam",
-    defaults=ADAM_DEFAULTS,
-    flags=FLAGS,
-    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD),
+    defaults={**ADAM_DEFAULTS, "decoupled_weight_decay": False},
+    flags=(*FLAGS, "decoupled_weight_decay"),
+    build=lambda f: chain(prepare_gradient(WD, LR, maximize=f["maximize"],
+                                           decoupled=f["decoupled_weight_decay"]),
                           scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"]), scale_by_lr(LR)),
 )
 
