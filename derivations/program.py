@@ -31,6 +31,9 @@ class State:
     before the first step (an expression in the hyperparameters, usually 0). A ``per_step``
     state holds one value per parameter tensor rather than one per element (NAdam's
     ``mu_product``): it may depend only on t, the hyperparameters and other per-step values.
+    ``exists`` is the condition on the hyperparameters under which the framework keeps the
+    state at all (torch SGD and RMSprop keep no ``momentum_buffer`` at momentum 0): the
+    program still computes it, and ``reference.run`` leaves it out of its records otherwise.
     """
 
     key: str
@@ -39,6 +42,7 @@ class State:
     init: sp.Expr
     meaning: str
     per_step: bool = False
+    exists: sp.Basic = sp.true
 
 
 @dataclass(frozen=True)
@@ -111,12 +115,12 @@ class Builder:
         return h.symbol
 
     def state(self, key: str, letter: str, meaning: str, init: sp.Expr = sp.S.Zero, *,
-              per_step: bool = False, **assumptions) -> State:
+              per_step: bool = False, exists: sp.Basic = sp.true, **assumptions) -> State:
         """Declare a state variable (torch key ``key``) displayed with ``letter``."""
         if key not in self.states:
             prev = sp.Symbol(f"{letter}_t-1", real=True, **assumptions)
             new = sp.Symbol(f"{letter}_t", real=True, **assumptions)
-            self.states[key] = State(key, prev, new, sp.sympify(init), meaning, per_step)
+            self.states[key] = State(key, prev, new, sp.sympify(init), meaning, per_step, exists)
         return self.states[key]
 
     def let(self, target: sp.Symbol, expr: sp.Expr, why: str = "") -> sp.Symbol:

@@ -15,18 +15,17 @@ Two quantities are derived here rather than typed in:
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from functools import lru_cache
 
 import sympy as sp
 
-from .program import Builder, State
+from .program import Builder
 from .symbols import Hyper, t
 
 __all__ = [
     "Transform", "chain", "negate_if", "add_l2", "l2_gradient", "ema", "ema_weight_sum",
     "bias_correct", "running_max", "divide_by_root", "adam_moments", "scale_by_adam", "add_decayed_weights",
-    "scale_by_lr", "ConditionalState", "conditional_state", "weight_decay", "prepare_gradient",
+    "scale_by_lr", "weight_decay", "prepare_gradient",
     "trace", "sutskever_momentum", "scale_update", "descend", "DECAYED_LR", "inverse_time_decay",
     "scale_by_adagrad", "scale_by_adadelta", "scale_by_rms", "nadam_schedule", "MU_T", "MU_NEXT",
     "scale_by_nadam", "scale_by_adam_nesterov",
@@ -184,24 +183,6 @@ def scale_by_lr(lr: Hyper) -> Transform:
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ConditionalState(State):
-    """A state variable the framework keeps only while ``exists`` (a condition on the
-    hyperparameters) holds: torch SGD and RMSprop keep no ``momentum_buffer`` at momentum 0.
-    The program still computes it (the rule degenerates correctly); ``reference.run`` leaves
-    it out of the records when the condition fails for the run's hyperparameters."""
-
-    exists: sp.Basic = sp.true
-
-
-def conditional_state(b: Builder, key: str, letter: str, meaning: str, exists: sp.Basic,
-                      **assumptions) -> State:
-    """Declare state ``key`` (initial value 0) that exists only while ``exists`` holds."""
-    s = b.state(key, letter, meaning, **assumptions)
-    b.states[key] = ConditionalState(s.key, s.prev, s.new, s.init, s.meaning, s.per_step, exists)
-    return b.states[key]
-
-
 def _size(b: Builder, size: Hyper | sp.Expr) -> sp.Expr:
     """A step size: a hyperparameter (declared) or an expression earlier lines assigned."""
     return b.hyper(size) if isinstance(size, Hyper) else size
@@ -234,7 +215,7 @@ def trace(momentum: Hyper, dampening: Hyper | None = None, *, nesterov: bool = F
     def apply(b: Builder) -> None:
         mu = b.hyper(momentum)
         exists = sp.true if kept_at_zero else sp.Ne(mu, 0)
-        buf = conditional_state(b, "momentum_buffer", "b", "momentum buffer", exists)
+        buf = b.state("momentum_buffer", "b", "momentum buffer", exists=exists)
         term = b.update
         if dampening is not None:
             tau = b.hyper(dampening)
@@ -259,8 +240,7 @@ def sutskever_momentum(momentum: Hyper, lr: Hyper, *, nesterov: bool) -> Transfo
 
     def apply(b: Builder) -> None:
         mu, gamma = b.hyper(momentum), b.hyper(lr)
-        v = conditional_state(b, "momentum_buffer", "v", "velocity (learning rate inside)",
-                              sp.Ne(mu, 0))
+        v = b.state("momentum_buffer", "v", "velocity (learning rate inside)", exists=sp.Ne(mu, 0))
         b.let(v.new, mu * v.prev - gamma * b.update, "velocity")
         step = mu * v.new - gamma * b.update if nesterov else v.new
         b.set_param(b.param + step, "Nesterov: look ahead" if nesterov else "move by the velocity")

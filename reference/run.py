@@ -108,7 +108,7 @@ def kept_state_keys(resolved: Resolved) -> set[str]:
     not reported when the condition fails for the first step's values."""
     values = resolved.values(0)
     return {s.key for s in resolved.compiled.program.states
-            if bool(getattr(s, "exists", sp.true).xreplace(values))}
+            if bool(s.exists.xreplace(values))}
 
 
 def start_state(resolved: Resolved, n: int, state: Mapping[str, Any] | None):
