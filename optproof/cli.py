@@ -1,7 +1,10 @@
 """The ``optproof`` command line.
 
 ``optproof show RULE [--format unicode|latex|markdown]`` prints a rule's update, derived from
-its spec; ``optproof show --list`` lists every rule and variant with its source. Usage errors
+its spec; ``optproof show --list`` lists every rule and variant with its source.
+``optproof derive NAME [--steps K] [--format …]`` prints a theorem's statement and derivation;
+``optproof derive --list`` lists the theorems; ``optproof derive --check`` proves them all and
+exits 1 if any proof fails. Usage errors
 exit with status 2 and one line on standard error, never a traceback.
 """
 
@@ -47,6 +50,61 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _derive(args: argparse.Namespace) -> int:
+    from optproof.derivations.theorems import prove, render, theorem, theorems
+
+    if args.steps is not None and args.steps < 1:
+        raise UsageError(f"--steps must be a positive number of steps, got {args.steps}")
+    if args.list:
+        table = Table("theorem", "statement", "source", title="optproof theorems")
+        for th in theorems():
+            table.add_row(th.name, th.title, "; ".join(th.sources))
+        Console(width=max(Console().width, 160)).print(table)
+        return 0
+    if args.check:
+        chosen = [theorem(args.name)] if args.name else list(theorems())
+        table = Table("theorem", "verdict", "claims", "numeric checks", "time (s)",
+                      title="optproof derive --check")
+        failed = 0
+        total = 0.0
+        for th in chosen:
+            report = prove(th, args.steps)
+            total += report.seconds
+            failed += not report.ok
+            table.add_row(th.name, report.verdict,
+                          f"{sum(r.ok for r in report.results)}/{len(report.results)}",
+                          f"{sum(c.ok for c in report.checks)}/{len(report.checks)}",
+                          f"{report.seconds:.2f}")
+            for r in report.results:
+                if not r.ok:
+                    table.add_row("", f"✘ {r.claim.label}", r.method, "", "")
+            for c in report.checks:
+                if not c.ok:
+                    table.add_row("", f"✘ {c.what}", f"{c.discrepancy:.3g}", "", "")
+        table.add_row("total", "proved" if not failed else f"{failed} FAILED", "", "",
+                      f"{total:.2f}")
+        Console(width=max(Console().width, 120)).print(table)
+        return 1 if failed else 0
+    if args.name is None:
+        raise UsageError("derive needs a theorem NAME, --list or --check")
+    print(render(theorem(args.name), args.format, args.steps), end="")
+    return 0
+
+
+def _theorem_error(run):
+    """Turn an unknown theorem name (ValueError naming the closest) into a usage error."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return run(args)
+        except ValueError as error:
+            if str(error).startswith("unknown theorem"):
+                raise UsageError(str(error)) from None
+            raise
+
+    return wrapped
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``optproof`` command."""
     from optproof.derivations.printers import FORMATS
@@ -59,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--format", choices=FORMATS, default="unicode")
     show.add_argument("--list", action="store_true", help="list every rule and variant")
     show.set_defaults(run=_show)
+    derive = commands.add_parser("derive", help="print or prove a theorem about the rules")
+    derive.add_argument("name", nargs="?", metavar="NAME",
+                        help="theorem name, e.g. adam-l2-vs-adamw (see --list)")
+    derive.add_argument("--steps", type=int, default=None, metavar="K",
+                        help="number of unrolled steps (theorems about trajectories)")
+    derive.add_argument("--format", choices=FORMATS, default="unicode")
+    derive.add_argument("--list", action="store_true", help="list every theorem")
+    derive.add_argument("--check", action="store_true",
+                        help="prove every theorem (or NAME); exit 1 if a proof fails")
+    derive.set_defaults(run=_theorem_error(_derive))
     return parser
 
 

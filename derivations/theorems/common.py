@@ -11,7 +11,7 @@ import sympy as sp
 
 from ..program import Program
 from ..spec import Spec, rule
-from ..symbols import HYPERS, g, t, theta_prev
+from ..symbols import HYPERS
 from ..unroll import Unrolled, domain_of
 from .core import DPS, Check
 
@@ -140,9 +140,11 @@ def runs_compare(label: str, a: tuple[Spec | str, Mapping[str, Any]],
                  bool(gaps[-1] > mpmath.mpf(10) ** -20))
 
 
-def zero_state(program: Program) -> dict[sp.Symbol, sp.Expr]:
-    """Each state's value before the first step (its ``init``), and t = 1."""
-    return {t: sp.Integer(1), **{s.prev: s.init for s in program.states}}
+def collected(expr: sp.Expr, inputs: Sequence[sp.Symbol]) -> sp.Expr:
+    """A polynomial in ``inputs`` (θ₀, g₁, …) written as Σ (factored coefficient)·input: the
+    readable form of a linear closed form."""
+    poly = sp.collect(sp.expand(expr), list(inputs), evaluate=False)
+    return sp.Add(*[sp.factor(c) * (1 if m == 1 else m) for m, c in poly.items()])
 
 
-__all__ += ["zero_state", "theta_prev", "g"]
+__all__ += ["collected"]
