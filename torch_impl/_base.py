@@ -93,10 +93,14 @@ def foreach_supported_devices() -> list[str]:
 
 
 def _default_foreach(params: Sequence[Tensor]) -> bool:
+    # torch's own list of tensor types, read at call time: importing
+    # torch.distributed.tensor appends DTensor to it (so FSDP2 params get foreach too)
+    from torch.optim import optimizer as torch_optimizer  # torch.optim dels the attribute
+
+    types = tuple(getattr(torch_optimizer, "_foreach_supported_types", ()))
+    types = types or (Tensor, torch.nn.Parameter)
     devices = foreach_supported_devices()
-    return all(
-        type(p) in (Tensor, torch.nn.Parameter) and p.device.type in devices for p in params
-    )
+    return all(type(p) in types and p.device.type in devices for p in params)
 
 
 def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
