@@ -26,7 +26,9 @@ class Hyper:
     """A hyperparameter: its symbol, its domain and the torch.optim keyword it stands for.
 
     ``keyword`` is torch's constructor argument; ``index`` selects an element of a tuple
-    argument (``betas[0]`` is β₁).
+    argument (``betas[0]`` is β₁). ``skipped_at_zero`` marks a coefficient whose term the
+    frameworks skip when it is 0 (torch's ``if weight_decay != 0``, ``if momentum != 0``):
+    the term is then absent, rather than 0·θ, which is NaN for an infinite θ.
     """
 
     symbol: sp.Symbol
@@ -34,6 +36,7 @@ class Hyper:
     keyword: str
     index: int | None
     meaning: str
+    skipped_at_zero: bool = False
 
     @property
     def key(self) -> str:
@@ -42,11 +45,12 @@ class Hyper:
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies in the domain."""
-        return bool(self.domain.contains(sp.nsimplify(value, rational=True)))
+        return bool(self.domain.contains(sp.Rational(value)))  # exact for every float
 
 
-def _h(name, keyword, domain, meaning, index=None, **assumptions) -> Hyper:
-    return Hyper(sp.Symbol(name, real=True, **assumptions), domain, keyword, index, meaning)
+def _h(name, keyword, domain, meaning, index=None, skipped_at_zero=False, **assumptions) -> Hyper:
+    return Hyper(sp.Symbol(name, real=True, **assumptions), domain, keyword, index, meaning,
+                 skipped_at_zero)
 
 
 _unit = sp.Interval.Ropen(0, 1)
@@ -60,11 +64,12 @@ HYPERS: dict[str, Hyper] = {
         _h("beta_1", "betas", _unit, "decay of the first-moment EMA", index=0, nonnegative=True),
         _h("beta_2", "betas", _unit, "decay of the second-moment EMA", index=1, nonnegative=True),
         _h("epsilon", "eps", _pos, "term added for numerical stability", positive=True),
-        _h("lambda", "weight_decay", _nonneg, "weight-decay coefficient", nonnegative=True),
+        _h("lambda", "weight_decay", _nonneg, "weight-decay coefficient", skipped_at_zero=True,
+           nonnegative=True),
         _h("eta_t", "schedule_multiplier", _pos,
            "schedule multiplier η_t of Loshchilov & Hutter (lr = η_t·α)", positive=True),
         _h("alpha", "alpha", _unit, "decay of the squared-gradient EMA (RMSprop)", nonnegative=True),
-        _h("mu", "momentum", _unit, "momentum factor", nonnegative=True),
+        _h("mu", "momentum", _unit, "momentum factor", skipped_at_zero=True, nonnegative=True),
         _h("tau", "dampening", sp.Interval(0, 1), "dampening of the momentum buffer", nonnegative=True),
         _h("rho", "rho", _unit, "decay of the running averages (Adadelta)", nonnegative=True),
         _h("kappa", "lr_decay", _nonneg, "learning-rate decay (Adagrad)", nonnegative=True),

@@ -15,9 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import mpmath
 import sympy as sp
 
-from optproof.derivations import Program
+from optproof.derivations import Line, Program
 from optproof.derivations.symbols import t
 
 __all__ = ["Compiled", "Evaluation", "compile_program"]
@@ -42,9 +43,15 @@ class Compiled:
     per_element: tuple[Evaluation, ...]
 
 
+def nan_max(*values):
+    """``max`` that propagates NaN, as ``torch.maximum`` does (Python's ``max`` does not)."""
+    return mpmath.nan if any(mpmath.isnan(v) for v in values) else max(values)
+
+
 def _evaluation(target: sp.Symbol, expr: sp.Expr) -> Evaluation:
     args = tuple(sorted(expr.free_symbols, key=lambda s: s.name))
-    return Evaluation(target, args, sp.lambdify(args, expr, modules="mpmath"), expr)
+    fn = sp.lambdify(args, expr, modules=[{"max": nan_max}, "mpmath"])
+    return Evaluation(target, args, fn, expr)
 
 
 class _Hoister:
@@ -73,14 +80,18 @@ class _Hoister:
 
 
 @lru_cache(maxsize=None)
-def compile_program(program: Program) -> Compiled:
-    """The mpmath evaluations of ``program`` (cached per program)."""
+def compile_program(program: Program, zeros: frozenset[sp.Symbol] = frozenset()) -> Compiled:
+    """The mpmath evaluations of ``program`` (cached), with the hyperparameters in ``zeros``
+    (coefficients whose term the frameworks skip at 0, :attr:`Hyper.skipped_at_zero`) set to
+    0 symbolically: a term λ·θ is then absent, as in the kernels, rather than 0·θ."""
     scalar = {t, *(h.symbol for h in program.hypers),
               *(s.prev for s in program.states if s.per_step)}
     hoist = _Hoister()
     per_step: list[Evaluation] = []
     per_element: list[Evaluation] = []
+    absent = {z: sp.S.Zero for z in zeros}
     for line in program.lines:
+        line = Line(line.target, line.expr.xreplace(absent), line.why)
         if line.expr.free_symbols <= scalar:
             per_step.append(_evaluation(line.target, line.expr))
             scalar.add(line.target)

@@ -50,6 +50,7 @@ class Resolved:
     flags: dict[str, bool]
     compiled: Compiled
     schedule: dict[sp.Symbol, Any]  # symbol → value, or a sequence of one value per step
+    zeros: frozenset[sp.Symbol] = frozenset()  # skipped-at-zero coefficients that are 0
 
     def values(self, step_index: int) -> dict[sp.Symbol, mpmath.mpf]:
         """The hyperparameter values of the ``step_index``-th step of this run (0-based)."""
@@ -86,9 +87,9 @@ def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolve
         if flag in hyper and not isinstance(hyper[flag], bool):
             raise TypeError(f"{flag} must be a bool, got {hyper[flag]!r}")
     flags = spec.flag_values(**{f: hyper[f] for f in spec.flags if f in hyper})
-    compiled = compile_program(spec.program(**flags))
+    program = spec.program(**flags)
     schedule = {}
-    for h in compiled.program.hypers:
+    for h in program.hypers:
         raw = hyper.get(h.keyword, spec.defaults[h.keyword])
         if h.index is not None:
             if not isinstance(raw, (list, tuple)) or len(raw) <= h.index:
@@ -99,7 +100,9 @@ def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolve
         for v in values:
             _check_domain(spec, key, h, v)
         schedule[h.symbol] = values if isinstance(raw, (list, tuple)) else values[0]
-    return Resolved(spec, flags, compiled, schedule)
+    zeros = frozenset(h.symbol for h in program.hypers if h.skipped_at_zero
+                      and not isinstance(schedule[h.symbol], list) and schedule[h.symbol] == 0)
+    return Resolved(spec, flags, compile_program(program, zeros), schedule, zeros)
 
 
 def kept_state_keys(resolved: Resolved) -> set[str]:
@@ -185,7 +188,9 @@ def _elementwise(compiled: Compiled, scalars, columns, n: int) -> dict[sp.Symbol
         env = dict(scalars)
         env.update({sym: col[i] for sym, col in columns.items()})
         for ev in compiled.per_element:
-            env[ev.target] = ev.fn(*(env[a] for a in ev.args))
+            value = ev.fn(*(env[a] for a in ev.args))
+            # a real kernel's root of a negative number is NaN, not an imaginary number
+            env[ev.target] = mpmath.nan if isinstance(value, mpmath.mpc) else value
             results.setdefault(ev.target, [None] * n)
         for target in results:
             results[target][i] = env[target]

@@ -38,7 +38,7 @@ from optproof.reference import precision, ulp  # noqa: E402
 STEPS = {"one_step": (1, 4), "trajectory": (5, 8)}
 
 
-def measure(impl, entry, path, dtype, check, n, seed, device):
+def measure(impl, entry, path, dtype, check, n, seed, device, layouts=strategies.LAYOUTS):
     reports, bound_ulps, errors, skipped = [], [], [], []
 
     @settings(max_examples=n, database=None, derandomize=True, phases=[Phase.generate],
@@ -46,7 +46,7 @@ def measure(impl, entry, path, dtype, check, n, seed, device):
     @given(data=st.data())
     def body(data):
         problem = data.draw(strategies.problems(entry.name, dtype, steps=STEPS[check],
-                                                **oracle.PROBLEM_SIZE[check]))
+                                                layouts=layouts, **oracle.PROBLEM_SIZE[check]))
         try:
             report = oracle.run_problem(impl, entry, path, problem, check, device)
         except oracle.UnsupportedCase as exc:
@@ -76,6 +76,8 @@ def main(argv=None):
     parser.add_argument("--dtype", default="", help="one dtype (default all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--contiguous", action="store_true",
+                        help="contiguous tensors only (to separate layout findings)")
     parser.add_argument("--json", default="", help="also write the rows as JSON here")
     args = parser.parse_args(argv)
     warnings.simplefilter("ignore")
@@ -99,7 +101,8 @@ def main(argv=None):
                     for check in checks:
                         t0 = time.time()
                         total, bulps, errors, skipped = measure(
-                            impl, entry, path, dtype, check, args.n, args.seed, args.device)
+                            impl, entry, path, dtype, check, args.n, args.seed, args.device,
+                            ("contiguous",) if args.contiguous else strategies.LAYOUTS)
                         dt = time.time() - t0
                         if skipped and not total.checked:
                             print(f"{entry.rule:10} {name:9} {impl:8} {path:8} {dname:8} "

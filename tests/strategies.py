@@ -32,7 +32,7 @@ import torch
 from hypothesis import strategies as st
 
 __all__ = [
-    "DTYPES", "DTYPE_NAMES", "HYPERPARAMETERS", "TensorSpec", "ParamCase", "GroupCase",
+    "DTYPES", "DTYPE_NAMES", "HYPERPARAMETERS", "LAYOUTS", "TensorSpec", "ParamCase", "GroupCase",
     "Problem", "value_cap", "values", "lrs", "decays", "epsilons", "weight_decays",
     "hyperparameters", "shapes", "tensor_specs", "gradient_sequences", "problems",
     "make_tensor",
@@ -220,10 +220,13 @@ def shapes(max_elements: int = 12) -> st.SearchStrategy[tuple[int, ...]]:
     ).filter(lambda s: math.prod(s) <= max_elements)
 
 
-def tensor_specs(max_elements: int = 12) -> st.SearchStrategy[TensorSpec]:
-    """A :class:`TensorSpec`: a shape from :func:`shapes` and a memory layout."""
-    return st.builds(TensorSpec, shapes(max_elements),
-                     st.sampled_from(["contiguous", "transposed", "strided"]))
+LAYOUTS = ("contiguous", "transposed", "strided")
+
+
+def tensor_specs(max_elements: int = 12, layouts: Sequence[str] = LAYOUTS
+                 ) -> st.SearchStrategy[TensorSpec]:
+    """A :class:`TensorSpec`: a shape from :func:`shapes` and one of ``layouts``."""
+    return st.builds(TensorSpec, shapes(max_elements), st.sampled_from(list(layouts)))
 
 
 def make_tensor(flat: Sequence[float], spec: TensorSpec, dtype: torch.dtype,
@@ -330,12 +333,13 @@ class Problem:
 @st.composite
 def problems(draw, optimizer: str, dtype: torch.dtype, *, steps: int | tuple[int, int] = (1, 4),
              max_tensors: int = 3, max_elements: int = 8, max_groups: int = 2,
-             hyper: st.SearchStrategy[dict[str, Any]] | None = None) -> Problem:
+             hyper: st.SearchStrategy[dict[str, Any]] | None = None,
+             layouts: Sequence[str] = LAYOUTS) -> Problem:
     """A :class:`Problem` for the torch.optim class named ``optimizer`` in ``dtype``.
 
     1 to ``max_groups`` parameter groups with independently drawn hyperparameters
     (``hyper`` or :func:`hyperparameters`), 1 to ``max_tensors`` tensors per group of mixed
-    sizes and layouts (at most ``max_elements`` elements each), starting values from
+    sizes and ``layouts`` (at most ``max_elements`` elements each), starting values from
     :func:`values` and gradients from :func:`gradient_sequences` for ``steps`` steps (an int,
     or a (min, max) range).
     """
@@ -345,7 +349,7 @@ def problems(draw, optimizer: str, dtype: torch.dtype, *, steps: int | tuple[int
     for _ in range(draw(st.integers(1, max_groups))):
         group = GroupCase(draw(hyper))
         for _ in range(draw(st.integers(1, max_tensors))):
-            spec = draw(tensor_specs(max_elements))
+            spec = draw(tensor_specs(max_elements, layouts))
             start = draw(st.lists(values(dtype), min_size=spec.numel, max_size=spec.numel))
             grads = draw(gradient_sequences(spec.numel, n_steps, dtype))
             group.params.append(ParamCase(spec, start, grads))

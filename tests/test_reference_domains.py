@@ -1,0 +1,41 @@
+"""The reference accepts every hyperparameter torch.optim accepts, at the edges of the domain.
+
+``Hyper.contains`` must decide membership for the float itself (a float is an exact dyadic
+rational): β = 1 − 1e-8 is a valid decay (torch accepts it; ``strategies.decays`` draws it),
+and must not be judged equal to 1.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import strategies
+from optproof.derivations.symbols import HYPERS
+from optproof.reference import run
+
+NEAR_ONE = [1 - 1e-8, 1 - 2**-30, 0.99999998855613936, 1 - 2**-53]
+
+
+@pytest.mark.parametrize("value", NEAR_ONE)
+def test_decay_near_one_is_in_domain(value):
+    assert value < 1
+    assert HYPERS["betas[0]"].contains(value), (
+        f"β = {value!r} < 1 judged outside [0, 1): Hyper.contains rounds the float "
+        "(sympy.nsimplify) instead of reading it exactly (sympy.Rational)")
+
+
+@given(beta=strategies.decays())
+def test_reference_accepts_every_drawn_decay(beta):
+    run("adam", {"betas": (beta, beta)}, [1.0], [[0.5]])
+
+
+@given(eps=strategies.epsilons(), lr=strategies.lrs(), wd=strategies.weight_decays())
+def test_reference_accepts_positive_edges(eps, lr, wd):
+    run("adam", {"lr": lr, "eps": eps, "weight_decay": wd}, [1.0], [[0.5]])
+
+
+@pytest.mark.parametrize("value", [-1e-300, 1.0, 1 + 2**-52])
+def test_decay_outside_domain_is_rejected(value):
+    assert not HYPERS["betas[0]"].contains(value)
