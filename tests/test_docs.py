@@ -1,0 +1,82 @@
+"""The generated documentation is up to date, and the site builds with warnings as errors.
+
+``optproof docs --check`` regenerates every page in memory and each plot's data (not its
+pixels), and fails with a diff when a committed file is stale; the site build runs
+``mkdocs build --strict`` (skipped when the docs extra is not installed, except in CI, where
+.ci/run installs it and a missing tool is a failure).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from optproof.cli import main
+from optproof.derivations import rules
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS_TOOLS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "mathjax")
+
+
+def test_generated_docs_are_up_to_date(capsys):
+    status = main(["docs", "--check"])
+    out, err = capsys.readouterr()
+    assert status == 0, f"{out}\n{err}"
+
+
+def test_every_rule_has_its_page():
+    for spec in rules():
+        page = ROOT / "docs" / "rules" / f"{spec.family}.md"
+        assert page.is_file(), spec.name
+        assert f"## `{spec.name}`" in page.read_text(), spec.name
+    assert (ROOT / "docs" / "rules" / "adamw.md").is_file()
+
+
+def test_plots_exist():
+    from optproof.docgen.plots import PLOTS
+
+    for plot in PLOTS:
+        png = ROOT / "docs" / "plots" / f"{plot.name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", plot.name
+
+
+def test_check_refuses_out(capsys):
+    assert main(["docs", "--check", "--out", "elsewhere"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+def _missing_tools() -> list[str]:
+    missing = []
+    for module in DOCS_TOOLS:
+        try:
+            if importlib.util.find_spec(module) is None:
+                missing.append(module)
+        except ModuleNotFoundError:
+            missing.append(module)
+    return missing
+
+
+def test_site_builds_strictly(tmp_path):
+    missing = _missing_tools()
+    if missing:
+        message = f"docs extra not installed ({', '.join(missing)}): pip install -e '.[docs]'"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    mkdocs = [sys.executable, "-m", "mkdocs"]
+    site = tmp_path / "site"
+    result = subprocess.run([*mkdocs, "build", "--strict", "--site-dir", str(site)], cwd=ROOT,
+                            capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (site / "rules" / "adamw.html").read_text()
+    assert 'class="arithmatex"' in page and "\\begin{aligned}" in page
+    assert (site / "assets" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
+    assert "tex-svg.js" in page and "cdn" not in page.lower()
+    shutil.rmtree(site)
