@@ -4,7 +4,8 @@
 its spec; ``optproof show --list`` lists every rule and variant with its source.
 ``optproof derive NAME [--steps K] [--format …]`` prints a theorem's statement and derivation;
 ``optproof derive --list`` lists the theorems; ``optproof derive --check`` proves them all and
-exits 1 if any proof fails. Usage errors
+exits 1 if any proof fails. ``optproof docs [--out DIR] [--check] [--audit]`` regenerates
+the documentation (:mod:`optproof.docgen`). Usage errors
 exit with status 2 and one line on standard error, never a traceback.
 """
 
@@ -127,6 +128,12 @@ def build_parser() -> argparse.ArgumentParser:
     derive.add_argument("--check", action="store_true",
                         help="prove every theorem (or NAME); exit 1 if a proof fails")
     derive.set_defaults(run=_theorem_error(_derive))
+    from optproof.docgen.cli import add_docs_command
+
+    add_docs_command(commands)
+    from optproof.audit.cli import register as add_audit_commands
+
+    add_audit_commands(commands)
     return parser
 
 
@@ -135,8 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         return args.run(args)
-    except UsageError as error:
-        print(f"optproof: error: {error}", file=sys.stderr)
+    except UsageError as error:  # one line, whatever the arguments held
+        message = str(error).replace("\r", "\\r").replace("\n", "\\n")
+        print(f"optproof: error: {message}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into a reader that stopped early (| head)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (silences the flush at exit)

@@ -1,7 +1,8 @@
 """Hypothesis strategies for testing optimizers against optproof's references.
 
-This module is the one place where the test suite decides what "every input" means; it is
-written to become the public ``optproof.testing`` module. It generates:
+This module is the one place where optproof's own test suite decides what "every input"
+means, and it is public, for your suite too (``from optproof.testing import strategies``).
+It generates:
 
 * **hyperparameters** over each rule's whole valid domain and its edges, keyed by
   torch.optim's keyword names (:func:`hyperparameters`): learning rates from 1e-8 to 10,

@@ -1,0 +1,22 @@
+"""pytorch-optimizer targets (``pytorch_optimizer.SGDW`` …): torch-style classes.
+
+pytorch-optimizer 4.1 re-exports torch.optim's ``Adam``, ``AdamW``, ``NAdam``, ``SGD`` and
+``RMSprop`` (audited as torch's) and has its own ``SGDW`` (``weight_decouple=True`` by
+default: θ ← θ(1 − γλ), then torch's momentum) and ``AdaDelta``. Keywords are torch's;
+the expected variant per class:
+"""
+
+from __future__ import annotations
+
+from .torch import TorchAdapter
+
+__all__ = ["pytorch_optimizer_adapter", "EXPECTED"]
+
+EXPECTED = {"SGDW": "sgdw", "AdaDelta": "adadelta"}
+FIXED = {"SGDW": {"weight_decouple": True}}
+__doc__ += "\n".join(f"``{k}`` → ``{v}``" for k, v in EXPECTED.items())
+
+
+def pytorch_optimizer_adapter(target, name, extra=None) -> TorchAdapter:
+    return TorchAdapter(target, name, framework="pytorch-optimizer",
+                        fixed=FIXED.get(name), expected_rule=EXPECTED.get(name), extra=extra)

@@ -1,0 +1,114 @@
+"""Loading the audited target from an import path and choosing its adapter.
+
+``TARGET`` is ``package.module.Name`` (the longest importable module prefix is imported and
+the rest read as attributes) or ``package.module:Name``. The adapter is chosen by what the
+object is: a ``torch.optim.Optimizer`` subclass (or a callable returning one) is driven as
+a torch-style target; an object from ``optax`` is an optax transformation; one from
+``keras`` a Keras 3 optimizer. timm and pytorch-optimizer classes are torch-style with
+their keyword translations (:mod:`.adapters.timm`, :mod:`.adapters.pytorch_optimizer`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+from .adapters.base import Adapter
+
+__all__ = ["TargetError", "Target", "load_target", "import_object"]
+
+
+class TargetError(Exception):
+    """The target cannot be imported or is not an optimizer (a usage error, exit 2)."""
+
+
+@dataclass
+class Target:
+    path: str
+    obj: Any
+    name: str
+    adapter: Adapter
+
+    @property
+    def class_names(self) -> list[str]:
+        names = [self.name]
+        if isinstance(self.obj, type):
+            names += [c.__name__ for c in self.obj.__mro__[1:]]
+        return names
+
+
+def import_object(path: str) -> Any:
+    """Import ``a.b.C`` or ``a.b:C``; :class:`TargetError` with the reason otherwise."""
+    path = path.strip()
+    if not path or path.startswith(".") or path.endswith((".", ":")):
+        raise TargetError(f"TARGET must be an import path like torch.optim.AdamW, got {path!r}")
+    if ":" in path:
+        module_name, _, attrs = path.partition(":")
+        candidates = [(module_name, attrs.split("."))]
+    else:
+        parts = path.split(".")
+        candidates = [(".".join(parts[:i]), parts[i:]) for i in range(len(parts) - 1, 0, -1)]
+        if len(parts) == 1:
+            raise TargetError(f"TARGET must name an object inside a module "
+                              f"(module.Name), got {path!r}")
+    if path.split(".")[0].split(":")[0] == "keras":
+        import os  # Keras 3 picks its backend at import: torch, the one optproof has
+        os.environ.setdefault("KERAS_BACKEND", "torch")
+    first_error = None
+    for module_name, attrs in candidates:
+        try:
+            obj = importlib.import_module(module_name)
+        except ModuleNotFoundError as error:
+            if error.name and module_name.startswith(error.name) or error.name == module_name:
+                first_error = first_error or error
+                continue  # a shorter prefix may be the module
+            raise TargetError(f"importing {module_name!r} failed: {error}") from None
+        except Exception as error:  # noqa: BLE001 - the target's own import error
+            raise TargetError(f"importing {module_name!r} failed: "
+                              f"{type(error).__name__}: {error}") from None
+        for i, attr in enumerate(attrs):
+            if not hasattr(obj, attr):
+                where = ".".join([module_name, *attrs[:i]])
+                names = [n for n in dir(obj) if not n.startswith("_")]
+                close = difflib.get_close_matches(attr, names, n=3)
+                hint = f"; did you mean {', '.join(close)}?" if close else ""
+                raise TargetError(f"{where!r} has no attribute {attr!r}{hint}")
+            obj = getattr(obj, attr)
+        return obj
+    raise TargetError(f"cannot import {path!r}: {first_error}")
+
+
+def load_target(path: str, *, extra: dict[str, Any] | None = None) -> Target:
+    """The target at ``path`` with the adapter that drives it."""
+    obj = import_object(path)
+    name = getattr(obj, "__name__", None) or path.replace(":", ".").rsplit(".", 1)[-1]
+    module = getattr(obj, "__module__", "") or ""
+    root = module.split(".")[0]
+    given = path.replace(":", ".").split(".")[0]
+    if given in ("optax", "keras", "timm", "pytorch_optimizer"):
+        root = given  # aliases and partials (optax.nadam) report other modules
+    try:
+        if root == "optax":
+            from .adapters.optax import OptaxAdapter
+            return Target(path, obj, name, OptaxAdapter(obj, name))
+        if root == "keras":
+            from .adapters.keras import KerasAdapter
+            return Target(path, obj, name, KerasAdapter(obj, name))
+    except ValueError as error:
+        raise TargetError(str(error)) from None
+    if not callable(obj):
+        raise TargetError(f"{path!r} is a {type(obj).__name__}, not an optimizer class or factory")
+    import torch
+    if isinstance(obj, type) and not issubclass(obj, torch.optim.Optimizer):
+        raise TargetError(f"{path!r} is a class but not a torch.optim.Optimizer subclass "
+                          "(nor an optax transformation or Keras optimizer)")
+    if root == "timm":
+        from .adapters.timm import timm_adapter
+        return Target(path, obj, name, timm_adapter(obj, name, extra))
+    if root == "pytorch_optimizer":
+        from .adapters.pytorch_optimizer import pytorch_optimizer_adapter
+        return Target(path, obj, name, pytorch_optimizer_adapter(obj, name, extra))
+    from .adapters.torch import TorchAdapter
+    return Target(path, obj, name, TorchAdapter(obj, name, extra=extra))
