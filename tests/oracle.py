@@ -26,8 +26,8 @@ the rule raises :class:`UnsupportedCase`.
 
 from __future__ import annotations
 
-import os
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -506,150 +506,51 @@ def oracle_examples() -> int:
     return max(3, settings.default.max_examples // 4)
 
 
-#: Known deviations, keyed by (impl, class, path, dtype, device, check) with None as a
-#: wildcard; each becomes ``xfail(strict=True)`` with the measured size (worst err/bound and
-#: worst ULPs per output under the ``ci`` profile) and cause.
-KNOWN: dict[tuple, str] = {}
+# --------------------------------------------------------------------------- torch's deviations
+#
+# torch.optim falls outside the derived bound through three mechanisms, each confirmed by
+# hand: a violation of a torch kernel counts as explained only when the drawn problem
+# exposes one of them (then the case is reported as xfail with the measured size); any
+# other violation fails, for torch's kernels as for optproof's (which have none of these).
 
 FUSED = ("torch's fused CPU kernel: (1) reads and writes non-contiguous params/grads as if "
-         "contiguous (strided/transposed views get other elements' values; new finding), "
-         "(2) keeps step and bias corrections in float32 (torch #88173), (3) EMA by lerp loses "
-         "small beta1 (see test_bounds)")
+         "contiguous (strided/transposed views get other elements' values), (2) keeps step "
+         "and bias corrections in float32 (torch #88173), (3) EMA by lerp loses a small beta")
 LERP = ("torch's EMA by lerp(m, g, 1 - beta) recovers beta as 1 - fl(1 - beta) and loses a "
         "small beta (< 1/2; below the unit roundoff entirely: beta1 = 1e-8 vanishes in float32); "
         "optproof computes beta*m + (1 - beta)*g for beta < 1/2 (see test_bounds)")
-MU_PRODUCT = ("torch NAdam keeps mu_product in float32 (for float64 params too, unless the default "
-              "dtype is float64) while the rule's per-step scalar is float64 (optproof: float64); "
-              f"and {LERP}")
+MU_PRODUCT = ("torch NAdam keeps mu_product in float32 (for float64 params too, unless the "
+              "default dtype is float64) while the rule's per-step scalar is float64")
 
-KNOWN.update({
-    ("torch", "Adagrad", "fused", "bfloat16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 8.233e+57, ULPs param 1.76e+05, sum 4.53e+58",
-    ("torch", "Adagrad", "fused", "float16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 2.853e+07, ULPs param 1.05e+03, sum 1.57e+08",
-    ("torch", "Adagrad", "fused", "float32", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 2.391e+06, ULPs param 1.34e+07, sum 8.39e+06",
-    ("torch", "Adagrad", "fused", "float64", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 3.002e+15, ULPs param 6.04e+15, sum 6.17e+15",
-    ("torch", "Adagrad", "fused", "float16", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 5.457e+04, ULPs param 1.06e+03, sum 1.88e+07",
-    ("torch", "Adagrad", "fused", "float64", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 1.921e+16, ULPs param 6.08e+15, sum 1.44e+17",
-    ("torch", "Adam", "for-loop", "float32", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 2314, ULPs exp_avg 8.67e+03, exp_avg_sq 0.721, max_exp_avg_sq 0.721, param 8.74e+03",
-    ("torch", "Adam", "for-loop", "float64", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 18.31, ULPs exp_avg 54.7, exp_avg_sq 0.822, max_exp_avg_sq 0.549, param 7.28e+15",
-    ("torch", "Adam", "for-loop", "float64", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 2.276e+05, ULPs exp_avg 2.31e+06, exp_avg_sq 0.569, max_exp_avg_sq 0.285, param 69.8",
-    ("torch", "Adam", "foreach", "bfloat16", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 64, ULPs exp_avg 197, exp_avg_sq 0.559, max_exp_avg_sq 0.488, param 0.454",
-    ("torch", "Adam", "foreach", "float64", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 16.34, ULPs exp_avg 83.7, exp_avg_sq 0.79, max_exp_avg_sq 0.79, param 56.2",
-    ("torch", "Adam", "foreach", "float32", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 1.102, ULPs exp_avg 30, exp_avg_sq 1.26, param 14.1",
-    ("torch", "Adam", "foreach", "float64", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 8.229e+06, ULPs exp_avg 1.53e+08, exp_avg_sq 1.87, max_exp_avg_sq 0.329, param 0.846",
-    ("torch", "Adam", "fused", "bfloat16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 64, ULPs exp_avg 135, exp_avg_sq 132, max_exp_avg_sq 132, param 243",
-    ("torch", "Adam", "fused", "float16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 1.28e+08, ULPs exp_avg 8.49e+07, exp_avg_sq 5.12e+08, max_exp_avg_sq 5.12e+08, param 1.88e+03",
-    ("torch", "Adam", "fused", "float64", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 3.952e+20, ULPs exp_avg 5.27e+18, exp_avg_sq 4.17e+21, max_exp_avg_sq 4.17e+21, param 8.25e+15",
-    ("torch", "Adam", "fused", "bfloat16", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 4.892, ULPs exp_avg 38.2, exp_avg_sq 0.393, max_exp_avg_sq 0.393, param 0.633",
-    ("torch", "Adam", "fused", "float32", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 2.489, ULPs exp_avg 39.4, exp_avg_sq 0.984, max_exp_avg_sq 0, param 1.27",
-    ("torch", "Adam", "fused", "float64", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 2073, ULPs exp_avg 2.32e+04, exp_avg_sq 0.535, max_exp_avg_sq 0, param 0.897",
-    ("torch", "AdamW", "for-loop", "float32", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 2122, ULPs exp_avg 2.92e+04, exp_avg_sq 2.45, max_exp_avg_sq 0.501, param 129",
-    ("torch", "AdamW", "for-loop", "float64", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 7.543e+06, ULPs exp_avg 9e+07, exp_avg_sq 0.961, max_exp_avg_sq 5.06e-296, param 8.74e+07",
-    ("torch", "AdamW", "foreach", "float32", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 1000, ULPs exp_avg 2.51e+03, exp_avg_sq 0.274, param 97.6",
-    ("torch", "AdamW", "foreach", "float64", "cpu", "one_step"):
-        f"{LERP}; measured worst err/bound 19.17, ULPs exp_avg 104, exp_avg_sq 0.911, max_exp_avg_sq 0.911, param 15.7",
-    ("torch", "AdamW", "foreach", "float32", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 2.097e+06, ULPs exp_avg 1.64e+07, exp_avg_sq 1.58, max_exp_avg_sq 0.929, param 5.69e+04",
-    ("torch", "AdamW", "foreach", "float64", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 15.09, ULPs exp_avg 289, exp_avg_sq 1.1, param 1.51e+04",
-    ("torch", "AdamW", "fused", "bfloat16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 64, ULPs exp_avg 204, exp_avg_sq 158, param 233",
-    ("torch", "AdamW", "fused", "float16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 409, ULPs exp_avg 0.314, exp_avg_sq 1.15e+03, max_exp_avg_sq 1.15e+03, param 16.4",
-    ("torch", "AdamW", "fused", "float32", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 4.194e+06, ULPs exp_avg 1.44e+07, exp_avg_sq 1.6e+07, max_exp_avg_sq 1.6e+07, param 1.3e+07",
-    ("torch", "AdamW", "fused", "float64", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound inf, ULPs exp_avg inf, exp_avg_sq inf, max_exp_avg_sq inf, param 8e+15",
-    ("torch", "AdamW", "fused", "float16", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 409.5, ULPs exp_avg 7.29, exp_avg_sq 2.05e+03, param 1.43e+03",
-    ("torch", "AdamW", "fused", "float32", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 4.194e+06, ULPs exp_avg 1.51e+07, exp_avg_sq 1.08e+07, param 10.2",
-    ("torch", "AdamW", "fused", "float64", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 9.052e+06, ULPs exp_avg 2.15e+08, exp_avg_sq 1.33, param 60.4",
-    ("torch", "NAdam", "for-loop", "bfloat16", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 9.751e+07, ULPs exp_avg 0.489, exp_avg_sq 0.5, mu_product 4.35e+08, param 0.687",
-    ("torch", "NAdam", "for-loop", "float16", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 6.101e+07, ULPs exp_avg 0.424, exp_avg_sq 5.96e-08, mu_product 4.87e+08, param 1.28e-06",
-    ("torch", "NAdam", "for-loop", "float32", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 6.23e+07, ULPs exp_avg 0.484, exp_avg_sq 0.859, mu_product 4.88e+08, param 0.00101",
-    ("torch", "NAdam", "for-loop", "float64", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 2.44e+07, ULPs exp_avg 0, exp_avg_sq 0, mu_product 1.76e+08, param 0",
-    ("torch", "NAdam", "for-loop", "bfloat16", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 1.608e+14, ULPs exp_avg 1.52, exp_avg_sq 3.03, mu_product 7.92e+15, param 1.77",
-    ("torch", "NAdam", "for-loop", "float16", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 2.086e+14, ULPs exp_avg 0.517, exp_avg_sq 0.432, mu_product 6.83e+15, param 0.633",
-    ("torch", "NAdam", "for-loop", "float32", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 1.126e+15, ULPs exp_avg 0.654, exp_avg_sq 1.42, mu_product 6.42e+15, param 0.169",
-    ("torch", "NAdam", "for-loop", "float64", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 5.631e+14, ULPs exp_avg 5.47e+04, exp_avg_sq 5.46e+03, mu_product 8.77e+15, param 3.43e+04",
-    ("torch", "NAdam", "foreach", "bfloat16", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 3.344e+07, ULPs exp_avg 0.494, exp_avg_sq 0.115, mu_product 2.22e+08, param 0.373",
-    ("torch", "NAdam", "foreach", "float16", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 2.738e+07, ULPs exp_avg 0.327, exp_avg_sq 0.116, mu_product 2.19e+08, param 0.474",
-    ("torch", "NAdam", "foreach", "float32", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 3.901e+07, ULPs exp_avg 2.3, exp_avg_sq 0.692, mu_product 2.31e+08, param 0.589",
-    ("torch", "NAdam", "foreach", "float64", "cpu", "one_step"):
-        f"{MU_PRODUCT}; measured worst err/bound 3.029e+07, ULPs exp_avg 2.3e+03, exp_avg_sq 0.602, mu_product 2.38e+08, param 7.18e+07",
-    ("torch", "NAdam", "foreach", "bfloat16", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 4.761e+07, ULPs exp_avg 0.483, exp_avg_sq 0.32, mu_product 5.37e+08, param 0.221",
-    ("torch", "NAdam", "foreach", "float16", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 3.277e+07, ULPs exp_avg 0.874, exp_avg_sq 1.15, mu_product 1.21e+09, param 1.44",
-    ("torch", "NAdam", "foreach", "float32", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 3.967e+07, ULPs exp_avg 150, exp_avg_sq 2, mu_product 9.69e+08, param 1.53",
-    ("torch", "NAdam", "foreach", "float64", "cpu", "trajectory"):
-        f"{MU_PRODUCT}; measured worst err/bound 4.954e+07, ULPs exp_avg 0, exp_avg_sq 0, mu_product 5.11e+08, param 1.74",
-    ("torch", "RMSprop", "foreach", "float64", "cpu", "trajectory"):
-        f"{LERP}; measured worst err/bound 7.769e+04, ULPs grad_avg 8.38e+05, square_avg 0.938",
-    ("torch", "SGD", "fused", "bfloat16", "cpu", "one_step"):
-        f"{FUSED}; measured worst err/bound 64, ULPs momentum_buffer 0.39, param 178",
-    ("torch", "SGD", "fused", "float32", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 3.839e+41, ULPs momentum_buffer 1.92e+42, param 1.38e+07",
-    ("torch", "SGD", "fused", "float64", "cpu", "trajectory"):
-        f"{FUSED}; measured worst err/bound 2.252e+15, ULPs momentum_buffer 0.816, param 7.6e+15",
-})
+#: torch's defaults of the decays that torch blends by lerp (class → (keyword, index, default))
+_LERP_DECAYS = {"Adam": ("betas", 0, 0.9), "AdamW": ("betas", 0, 0.9),
+                "NAdam": ("betas", 0, 0.9), "RMSprop": ("alpha", None, 0.99)}
 
 
-
-def known(impl: str, name: str, path: str, dtype: str, device: str, check: str) -> str | None:
-    """The documented deviation of this case, if any. ``OPTPROOF_REMEASURE=1`` turns them
-    all off, so that a run reports the current measured size of each one."""
-    if os.environ.get("OPTPROOF_REMEASURE"):
-        return None
-    key = (impl, name, path, dtype, device, check)
-    for pattern, reason in KNOWN.items():
-        if all(p is None or p == k for p, k in zip(pattern, key)):
-            return reason
-    return None
+def torch_mechanisms(impl: str, name: str, path: str, problem: Any) -> list[str]:
+    """The documented deviations of torch.optim that ``problem`` exposes (none for optproof)."""
+    if impl != "torch":
+        return []
+    found = [FUSED] if path == "fused" else []
+    if name == "NAdam":
+        found.append(MU_PRODUCT)
+    if name in _LERP_DECAYS:
+        keyword, index, default = _LERP_DECAYS[name]
+        for group in problem.groups:
+            value = group.hyper.get(keyword, default)
+            value = value[index] if index is not None else value
+            blends = name != "RMSprop" or group.hyper.get("centered", False)
+            if blends and value < 0.5 and LERP not in found:
+                found.append(LERP)
+    return found
 
 
 def cases(names: Sequence[str], check: str, devices: Sequence[str] = ("cpu", "cuda")) -> list:
     """``pytest.param((impl, entry, path, dtype, device))`` for every kernel of ``names``,
-    with ``xfail(strict=True)`` on the known deviations and a clean skip for "cuda" without
-    a GPU."""
+    with a clean skip for "cuda" without a GPU."""
     import pytest
 
-    import strategies
+    from optproof.testing import strategies
     out = []
     for name in names:
         entry = ENTRIES[name]
@@ -663,9 +564,6 @@ def cases(names: Sequence[str], check: str, devices: Sequence[str] = ("cpu", "cu
                             marks += [pytest.mark.cuda, pytest.mark.skipif(
                                 not torch.cuda.is_available(),
                                 reason="no CUDA device (torch.cuda.is_available() is False)")]
-                        reason = known(impl, name, path, dname, device, check)
-                        if reason:
-                            marks.append(pytest.mark.xfail(strict=True, reason=reason))
                         out.append(pytest.param((impl, entry, path, dtype, device), marks=marks,
                                                 id=f"{impl}-{name}-{path}-{dname}-{device}"))
     return out
@@ -695,11 +593,14 @@ def require(impl: str, entry: Entry, path: str) -> None:
             raise
 
 
-def check_case(case: tuple, data: Any, check: str) -> None:
-    """Draw a problem for ``case`` and assert the kernel stays inside the derived bound."""
+def check_case(case: tuple, data: Any, check: str) -> str | None:
+    """Draw a problem for ``case`` and assert the kernel stays inside the derived bound.
+
+    Returns a description (mechanism and measured size) when the kernel is outside the bound
+    on a problem that exposes a documented torch.optim deviation; raises otherwise."""
     import pytest
 
-    import strategies
+    from optproof.testing import strategies
     impl, entry, path, dtype, device = case
     steps = {"one_step": (1, 4), "trajectory": (5, 8)}[check]
     problem = data.draw(strategies.problems(entry.name, dtype, steps=steps,
@@ -708,4 +609,38 @@ def check_case(case: tuple, data: Any, check: str) -> None:
         report = run_problem(impl, entry, path, problem, check, device)
     except UnsupportedCase as exc:
         pytest.fail(f"no rule to check {impl} {entry.name} against: {exc}", pytrace=False)
+    mechanisms = torch_mechanisms(impl, entry.name, path, problem)
+    if report.violations and mechanisms:
+        return f"{'; '.join(mechanisms)} — measured {report.summary()}"
     report.assert_ok()
+    return None
+
+
+def run_case(case: tuple, check: str) -> None:
+    """Run the hypothesis examples of one case; every violation a documented torch.optim
+    mechanism does not explain fails, and explained ones make the case an xfail that
+    reports the mechanism and the worst measured size."""
+    import pytest
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    explained: list[str] = []
+
+    @settings(max_examples=oracle_examples())
+    @given(data=st.data())
+    def examples(data):
+        reason = check_case(case, data, check)
+        if reason:
+            explained.append(reason)
+
+    require(*case[:3])
+    examples()
+    if explained:
+        pytest.xfail(f"{len(explained)} example(s) outside the bound, explained: "
+                     + max(explained, key=_worst_ratio))
+
+
+def _worst_ratio(reason: str) -> float:
+    """The worst err/bound quoted in a :func:`check_case` description."""
+    match = re.search(r"worst err/bound ([0-9.e+inf]+)", reason)
+    return float(match.group(1)) if match else 0.0

@@ -27,8 +27,14 @@ parameter's device from the device-resident ``step`` (no ``.item()``, no host
 sync), and the backends fold tensor coefficients in with tensor products.
 
 ``differentiable=True`` is rejected with :class:`NotImplementedError` (see
-:meth:`OptimizerBase.__init__`); ``fused=True`` raises :class:`RuntimeError`
-(the fused kernels come in a later change) after torch's own fused checks.
+:meth:`OptimizerBase.__init__`).  ``fused=True`` (every class) hands each param group,
+after the lazy state initialisation, to :func:`optproof.torch_impl.fused.step`: one pass
+over memory per step (a C++ kernel on CPU, Triton on CUDA).
+
+Mixed precision: ``state_dtype=torch.float32`` keeps the optimizer state of bfloat16/float16
+parameters in float32 (default ``None``: state in the parameter's dtype, as torch.optim).
+On every path the step then computes in float32 from float32 working copies of θ and g and
+rounds only the parameter store, once, to its dtype (see :func:`_widen`).
 """
 
 from __future__ import annotations
@@ -175,6 +181,18 @@ class _LoopOps:
         for x, y in zip(xs, ys):
             x.lerp_(y, w)
 
+    def ema_(self, xs, ys, beta):
+        """x ← β·x + (1 − β)·y. For β ≥ 1/2 as torch writes it, ``lerp(x, y, 1 − β)``
+        (= x + (1 − β)(y − x), accurate since the weight 1 − β ≤ 1/2 multiplies the
+        difference); for β < 1/2 as ``β·x + (1 − β)·y``, because lerp then recovers β as
+        1 − fl(1 − β) and loses it below the unit roundoff (a β of 1e-8 vanishes in float32,
+        torch.optim 2.13 keeps that loss)."""
+        if beta >= 0.5:
+            self.lerp_(xs, ys, 1 - beta)
+        else:
+            self.mul_(xs, beta)
+            self.add_(xs, ys, alpha=1 - beta)
+
     def addcmul(self, xs, a, b, value=1):
         return [x.addcmul(ai, bi, value=value) for x, ai, bi in zip(xs, a, b)]
 
@@ -306,6 +324,9 @@ class OptimizerBase(torch.optim.Optimizer):
     _has_step: bool = True
     #: view complex tensors as real before the rule (SGD works on complex natively)
     _view_complex: bool = True
+    #: the for-loop path adds L2 decay to a complex grad before ``view_as_real``, as
+    #: torch's ``_single_tensor_*`` do for Adam(W), Adagrad, Adadelta, RMSprop (bitwise)
+    _l2_complex_first: bool = False
     #: per-param state tensors (same shape as the param) the rule needs
     _tensor_state_keys: tuple[str, ...] = ()
 
@@ -331,17 +352,18 @@ class OptimizerBase(torch.optim.Optimizer):
                     p_state["step"] = self._new_step(group, p, float(p_state["step"]))
                 if p_state:
                     self._fix_loaded_state(group, p, p_state)
+                    if group.get("state_dtype") is not None:
+                        _widen_state(group, p, p_state)  # load_state_dict cast it to p.dtype
 
     def _fix_loaded_state(self, group: dict, p: Tensor, state: dict) -> None:
         """Hook run on each non-empty state after ``load_state_dict``."""
 
     def _check_group(self, group: dict[str, Any]) -> None:
         name = type(self).__name__
-        if group.get("fused"):
-            raise RuntimeError(
-                f"optproof.torch_impl.{name}: the fused path is not yet available "
-                f"for this optimizer (a later change adds it); use fused=None/False "
-                f"(for-loop) or foreach=True."
+        if group.get("state_dtype") not in (None, torch.float32):
+            raise ValueError(
+                f"optproof.torch_impl.{name}: state_dtype must be None (state in the "
+                f"parameter's dtype) or torch.float32, got {group['state_dtype']!r}"
             )
         if group.get("differentiable"):
             raise NotImplementedError(
@@ -410,8 +432,14 @@ class OptimizerBase(torch.optim.Optimizer):
                 sparse.append(p)
             if needs_state:
                 self._init_state(group, p, self.state[p])
+                if group.get("state_dtype") is not None:
+                    _widen_state(group, p, self.state[p])
         if group.get("capturable"):
             self._check_capturable(params)
+        if group.get("fused"):
+            from . import fused
+
+            return fused.step(self, group, params)
         foreach = group.get("foreach")
         if foreach is None:
             foreach = _default_foreach(params)
@@ -451,6 +479,7 @@ class OptimizerBase(torch.optim.Optimizer):
             weight_decay=_scalar(group.get("weight_decay", 0), False, None),
             capturable=capturable,
         )
+        stores = _widen(b, group.get("state_dtype"))
         if self._has_step:
             steps = [s["step"] for s in states]
             if ops.foreach and steps[0].is_cpu:
@@ -465,12 +494,55 @@ class OptimizerBase(torch.optim.Optimizer):
             if group.get("decoupled_weight_decay"):
                 factors = [1 - lr * b.weight_decay for lr in self._decay_lrs(group, b)]
                 ops.mul_(b.params, factors)
-            else:
+            elif ops.foreach or stores or not (self._l2_complex_first and params[0].is_complex()):
                 b.grads = ops.add(b.grads, b.params, alpha=b.weight_decay)
+            else:  # torch's for-loop path adds λθ in complex arithmetic, then views as real
+                grad = torch.view_as_complex(b.grads[0]).add(params[0], alpha=b.weight_decay)
+                b.grads = [torch.view_as_real(grad)]
         self._update(group, b, ops)
+        for param, work in stores:
+            param.copy_(work)  # mixed precision: the one rounding to the parameter dtype
 
     def _tensor_state_keys_for(self, group: dict[str, Any]) -> tuple[str, ...]:
         return self._tensor_state_keys
+
+
+def state_dtype_for(group: dict[str, Any], p: Tensor) -> torch.dtype:
+    """dtype of ``p``'s state tensors: ``p.dtype``, or float32 for a bfloat16/float16 ``p``
+    under ``state_dtype=torch.float32``."""
+    sd = group.get("state_dtype")
+    if sd is None or not p.is_floating_point():
+        return p.dtype
+    return torch.promote_types(p.dtype, sd)
+
+
+def _widen_state(group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
+    """Cast ``p``'s per-element state tensors to :func:`state_dtype_for` (exact: a widening)."""
+    dtype = state_dtype_for(group, p)
+    if dtype == p.dtype:
+        return
+    for key, value in state.items():
+        if (key not in ("step", "mu_product") and isinstance(value, Tensor)
+                and value.dtype != dtype and value.shape == p.shape):
+            state[key] = value.to(dtype)
+
+
+def _widen(b: Bucket, state_dtype: torch.dtype | None) -> list[tuple[Tensor, Tensor]]:
+    """Mixed precision on the for-loop and foreach paths: replace the bucket's bfloat16/float16
+    params and grads by float32 working copies (exact) and return ``(param, copy)`` pairs
+    that :meth:`OptimizerBase._run` stores back after the rule: every operation of the rule
+    then rounds in float32 and the parameter is rounded to its dtype once, as in the fused
+    kernels (the bound: ``optproof.reference.mixed.mixed_bounded_run``)."""
+    if state_dtype is None:
+        return []
+    stores = []
+    for i, p in enumerate(b.params):
+        dtype = torch.promote_types(p.dtype, state_dtype) if p.is_floating_point() else p.dtype
+        if dtype != p.dtype:
+            work = p.to(dtype)
+            stores.append((p, work))
+            b.params[i], b.grads[i] = work, b.grads[i].to(dtype)
+    return stores
 
 
 def _scalar(x: Any, capturable: bool, device: torch.device | None) -> Any:

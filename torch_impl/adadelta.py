@@ -32,8 +32,10 @@ class Adadelta(OptimizerBase):
         "differentiable": False,
         "capturable": False,
         "decoupled_weight_decay": False,
+        "fused": None,
     }
     _sparse_error = "Adadelta does not support sparse gradients"
+    _l2_complex_first = True
     _tensor_state_keys = ("square_avg", "acc_delta")
 
     def __init__(
@@ -49,6 +51,8 @@ class Adadelta(OptimizerBase):
         maximize: bool = False,
         differentiable: bool = False,
         decoupled_weight_decay: bool = False,
+        fused: bool | None = None,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         check_lr(lr)
         check(0.0 <= rho <= 1.0, f"Invalid rho value: {rho}")
@@ -64,6 +68,8 @@ class Adadelta(OptimizerBase):
             "foreach": foreach,
             "differentiable": differentiable,
             "decoupled_weight_decay": decoupled_weight_decay,
+            "fused": fused,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 

@@ -41,6 +41,7 @@ class Adagrad(OptimizerBase):
         "decoupled_weight_decay": False,
     }
     _sparse_error = None
+    _l2_complex_first = True
     _tensor_state_keys = ("sum",)
 
     def __init__(
@@ -57,6 +58,7 @@ class Adagrad(OptimizerBase):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         check_lr(lr)
         check(0.0 <= lr_decay, f"Invalid lr_decay value: {lr_decay}")
@@ -77,6 +79,7 @@ class Adagrad(OptimizerBase):
             "differentiable": differentiable,
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
         for group in self.param_groups:

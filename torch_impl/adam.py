@@ -41,6 +41,7 @@ class Adam(OptimizerBase):
         "fused": None,
     }
     _sparse_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    _l2_complex_first = True
 
     def __init__(
         self,
@@ -57,6 +58,7 @@ class Adam(OptimizerBase):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         if isinstance(lr, Tensor) and foreach and not capturable:
             raise ValueError("lr as a Tensor is not supported for capturable=False and foreach=True")
@@ -89,6 +91,7 @@ class Adam(OptimizerBase):
             "differentiable": differentiable,
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 
@@ -114,7 +117,7 @@ class Adam(OptimizerBase):
         beta1, beta2 = (x.item() if isinstance(x, Tensor) else x for x in group["betas"])
         exp_avgs, exp_avg_sqs = b.state["exp_avg"], b.state["exp_avg_sq"]
 
-        ops.lerp_(exp_avgs, b.grads, 1 - beta1)
+        ops.ema_(exp_avgs, b.grads, beta1)
         ops.mul_(exp_avg_sqs, beta2)
         ops.addcmul_(exp_avg_sqs, b.grads, b.grads, 1 - beta2)
 
@@ -154,6 +157,7 @@ class AdamW(Adam):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = True,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         check(
             decoupled_weight_decay,
@@ -172,6 +176,7 @@ class AdamW(Adam):
             differentiable=differentiable,
             fused=fused,
             decoupled_weight_decay=True,
+            state_dtype=state_dtype,
         )
 
     def __setstate__(self, state: dict[str, Any]) -> None:

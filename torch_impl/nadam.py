@@ -7,15 +7,17 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Bucket, OptimizerBase, check, check_betas, check_lr, scalar_dtype
+from ._base import Bucket, OptimizerBase, check, check_betas, check_lr
 
 __all__ = ["NAdam"]
 
 
-def mu_product_dtype(p: Tensor) -> torch.dtype:
-    """float64 for float64 params (torch would keep float32 and lose ~1e-7
-    relative in the step sizes), else torch's scalar dtype (float32)."""
-    return torch.float64 if p.dtype in (torch.float64, torch.complex128) else scalar_dtype()
+#: The μ-product is kept in float64 for every parameter dtype. It feeds the step sizes
+#: through 1 − Π, a subtraction whose conditioning Π/(1 − Π) grows as β₁ → 1; torch keeps Π
+#: in its default scalar dtype (float32), which loses up to ~6e-8·Π/(1 − Π) relative in the
+#: step sizes of float32 and even float64 parameters. torch's ``load_state_dict`` casts it
+#: to the parameter's dtype; loading restores float64.
+MU_PRODUCT_DTYPE = torch.float64
 
 
 class NAdam(OptimizerBase):
@@ -34,7 +36,7 @@ class NAdam(OptimizerBase):
         θ_t   = θ − γ (1 − μ_t)/(1 − Π_t) · g_t/d_t − γ μ_{t+1}/(1 − Π_t μ_{t+1}) · m_t/d_t
 
     μ, μ_{t+1}, the step sizes and ``(1 − β2^t)`` are Python float64; ``Π_t`` is
-    stored as a 0-d tensor of :func:`mu_product_dtype` and multiplied in place
+    stored as a 0-d tensor of :data:`MU_PRODUCT_DTYPE` and multiplied in place
     (``Π.mul_(μ_t)``) like torch.  ``d_t`` is ``sqrt(v/bc2)`` on the for-loop
     path and ``sqrt(v)/sqrt(bc2)`` on the foreach path, matching torch's paths.
     """
@@ -45,6 +47,7 @@ class NAdam(OptimizerBase):
         "capturable": False,
         "differentiable": False,
         "decoupled_weight_decay": False,
+        "fused": None,
     }
     _sparse_error = "NAdam does not support sparse gradients"
     _tensor_state_keys = ("exp_avg", "exp_avg_sq")
@@ -63,6 +66,8 @@ class NAdam(OptimizerBase):
         maximize: bool = False,
         capturable: bool = False,
         differentiable: bool = False,
+        fused: bool | None = None,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         check_lr(lr)
         check(0.0 <= eps, f"Invalid epsilon value: {eps}")
@@ -80,12 +85,14 @@ class NAdam(OptimizerBase):
             "foreach": foreach,
             "capturable": capturable,
             "differentiable": differentiable,
+            "fused": fused,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 
     def _new_mu_product(self, group: dict[str, Any], p: Tensor, value: float = 1.0) -> Tensor:
         device = p.device if group["capturable"] else "cpu"
-        return torch.tensor(value, dtype=mu_product_dtype(p), device=device)
+        return torch.tensor(value, dtype=MU_PRODUCT_DTYPE, device=device)
 
     def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
         if "step" not in state:
@@ -96,6 +103,20 @@ class NAdam(OptimizerBase):
             if key not in state:
                 state[key] = torch.zeros_like(p, memory_format=torch.preserve_format)
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """torch's loader casts every state tensor but ``step`` to the parameter's dtype;
+        the μ-product is put back from the checkpoint at full precision afterwards."""
+        saved = {key: s["mu_product"] for key, s in state_dict["state"].items() if "mu_product" in s}
+        super().load_state_dict(state_dict)
+        ids = [i for group in state_dict["param_groups"] for i in group["params"]]
+        params = [p for group in self.param_groups for p in group["params"]]
+        for key, p in zip(ids, params):
+            if key in saved:
+                value = saved[key]
+                value = float(value) if not torch.is_tensor(value) else value
+                self.state[p]["mu_product"] = torch.as_tensor(
+                    value, dtype=MU_PRODUCT_DTYPE, device=self.state[p]["mu_product"].device).clone()
+
     def _fix_loaded_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
         """``load_state_dict`` casts ``mu_product`` to the param dtype (and old
         checkpoints store a float): restore the precision policy."""
@@ -104,8 +125,8 @@ class NAdam(OptimizerBase):
             return
         if not torch.is_tensor(mu):
             state["mu_product"] = self._new_mu_product(group, p, float(mu))
-        elif mu.dtype != mu_product_dtype(p) and mu.dtype != torch.float64:
-            state["mu_product"] = mu.to(mu_product_dtype(p))
+        elif mu.dtype != MU_PRODUCT_DTYPE:
+            state["mu_product"] = mu.to(MU_PRODUCT_DTYPE)
 
     def _check_capturable(self, params: list[Tensor]) -> None:
         super()._check_capturable(params)
@@ -128,7 +149,7 @@ class NAdam(OptimizerBase):
             mp = state["mu_product"]
             mu_products.append(mp if b.capturable else mp.item())
 
-        ops.lerp_(b.state["exp_avg"], b.grads, 1 - beta1)
+        ops.ema_(b.state["exp_avg"], b.grads, beta1)
         ops.mul_(b.state["exp_avg_sq"], beta2)
         ops.addcmul_(b.state["exp_avg_sq"], b.grads, b.grads, 1 - beta2)
         if ops.foreach:

@@ -37,8 +37,10 @@ class RMSprop(OptimizerBase):
         "differentiable": False,
         "capturable": False,
         "decoupled_weight_decay": False,
+        "fused": None,
     }
     _sparse_error = "RMSprop does not support sparse gradients"
+    _l2_complex_first = True
 
     def __init__(
         self,
@@ -55,6 +57,8 @@ class RMSprop(OptimizerBase):
         differentiable: bool = False,
         *,
         decoupled_weight_decay: bool = False,
+        fused: bool | None = None,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         check_lr(lr)
         check(0.0 <= eps, f"Invalid epsilon value: {eps}")
@@ -73,6 +77,8 @@ class RMSprop(OptimizerBase):
             "maximize": maximize,
             "differentiable": differentiable,
             "decoupled_weight_decay": decoupled_weight_decay,
+            "fused": fused,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 
@@ -99,7 +105,7 @@ class RMSprop(OptimizerBase):
         ops.addcmul_(square_avgs, b.grads, b.grads, 1 - alpha)
         if group["centered"]:
             grad_avgs = b.state["grad_avg"]
-            ops.lerp_(grad_avgs, b.grads, 1 - alpha)
+            ops.ema_(grad_avgs, b.grads, alpha)
             avg = ops.addcmul(square_avgs, grad_avgs, grad_avgs, -1)
             ops.sqrt_(avg)
         else:

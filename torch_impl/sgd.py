@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from ._base import Bucket, OptimizerBase, check
@@ -54,6 +55,7 @@ class SGD(OptimizerBase):
         differentiable: bool = False,
         fused: bool | None = None,
         decoupled_weight_decay: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         if isinstance(lr, Tensor) and lr.numel() != 1:
             raise ValueError("Tensor lr must be 1-element")
@@ -76,6 +78,7 @@ class SGD(OptimizerBase):
             "differentiable": differentiable,
             "fused": fused,
             "decoupled_weight_decay": decoupled_weight_decay,
+            "state_dtype": state_dtype,
         }
         super().__init__(params, defaults)
 

@@ -1,0 +1,250 @@
+"""optproof.torch_impl against torch.optim: every rule, every kernel path, in one run.
+
+    python bench/run.py [--quick] [--json FILE] [--device cpu|cuda|all] [--rules adam,sgd]
+
+For each rule (SGD with momentum, Adagrad, Adadelta, RMSprop, Adam, AdamW, NAdam), problem
+size (1 × 10M, 100 × 100k, 2000 × 1k elements), dtype (float32, bfloat16) and device (CPU;
+CUDA when present) every available path of both libraries — for-loop, foreach, fused (torch
+has fused kernels for SGD, Adagrad, Adam and AdamW only) — steps the same parameters and
+gradients.  The paths of one (rule, size, dtype, device) cell are timed *interleaved*,
+round-robin, one step each per round, so that a shared or throttled machine slows them all
+alike: the ratios measured in the same run are the claim, not the absolute times.
+
+Per record: the median step time after warm-up, the bytes a single-pass kernel must move per
+element per step (reads + writes of the parameter, the gradient and each state tensor, in
+the dtype), the effective bandwidth, and the ratio to torch's fastest path for the same
+rule, size, dtype and device (``ratio``) and to torch's fused path where it has one
+(``ratio_torch_fused``), each the median over rounds of the paired per-round ratio.  On CUDA the run also measures the device-to-device copy bandwidth
+and reports each kernel's fraction of it.  A rich table comes last.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import random
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+
+import optproof.torch_impl as ours
+
+#: rule → (class name, constructor keywords, state tensors a single pass reads and writes)
+RULES: dict[str, tuple[str, dict[str, Any], int]] = {
+    "sgd": ("SGD", {"lr": 1e-3, "momentum": 0.9}, 1),
+    "adagrad": ("Adagrad", {}, 1),
+    "adadelta": ("Adadelta", {}, 2),
+    "rmsprop": ("RMSprop", {}, 1),
+    "adam": ("Adam", {}, 2),
+    "adamw": ("AdamW", {}, 2),
+    "nadam": ("NAdam", {}, 2),
+}
+TORCH_FUSED = {"sgd", "adagrad", "adam", "adamw"}
+SIZES = [(1, 10_000_000), (100, 100_000), (2000, 1_000)]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+PATHS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+
+
+@dataclass
+class Record:
+    library: str
+    rule: str
+    impl: str
+    dtype: str
+    device: str
+    numel: int
+    tensors: int
+    median_ms: float
+    gbps: float
+    bytes_per_element: int
+    ratio: float = float("nan")
+    ratio_torch_fused: float | None = None
+    copy_fraction: float | None = None
+    steps: int = 0
+    times_ms: list[float] = field(default_factory=list)
+
+
+def bytes_per_element(rule: str, dtype: torch.dtype) -> int:
+    """Minimum traffic of one step: θ read+write, g read, each state read+write."""
+    states = RULES[rule][2]
+    return (2 + 1 + 2 * states) * torch.empty((), dtype=dtype).element_size()
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def make_params(tensors: int, numel: int, dtype, device, seed=0):
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    params, grads = [], []
+    for _ in range(tensors):
+        params.append(torch.randn(numel, generator=gen).to(device=device, dtype=dtype))
+        grads.append((torch.randn(numel, generator=gen) * 1e-2).to(device=device, dtype=dtype))
+    return params, grads
+
+
+def build(library: str, rule: str, path: str, base_params, base_grads):
+    name, kwargs, _ = RULES[rule]
+    cls = getattr(torch.optim if library == "torch" else ours, name)
+    params = [torch.nn.Parameter(p.clone()) for p in base_params]
+    for p, g in zip(params, base_grads):
+        p.grad = g.clone()
+    return cls(params, **kwargs, **PATHS[path])
+
+
+def paired_ratio(r: Record, ref: Record) -> float:
+    return statistics.median(a / b for a, b in zip(r.times_ms, ref.times_ms))
+
+
+def copy_bandwidth(device: str, numel: int = 50_000_000, reps: int = 10) -> float:
+    """Device-to-device copy bandwidth (read + write), GB/s, median of ``reps``."""
+    src = torch.empty(numel, dtype=torch.float32, device=device)
+    dst = torch.empty_like(src)
+    times = []
+    for _ in range(reps + 2):
+        _sync(device)
+        t0 = time.perf_counter()
+        dst.copy_(src)
+        _sync(device)
+        times.append(time.perf_counter() - t0)
+    return 2 * numel * 4 / statistics.median(times[2:]) / 1e9
+
+
+def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seconds):
+    """Every path of both libraries on one problem, timed round-robin."""
+    dtype = DTYPES[dtype_name]
+    base_params, base_grads = make_params(tensors, numel, dtype, device)
+    runs = {}
+    for library in ("torch", "optproof"):
+        for path in PATHS:
+            if library == "torch" and path == "fused" and rule not in TORCH_FUSED:
+                continue
+            opt = build(library, rule, path, base_params, base_grads)
+            runs[(library, path)] = (opt, [])
+    del base_params, base_grads
+    for opt, _ in runs.values():
+        for _ in range(warmup):
+            opt.step()
+    _sync(device)
+    start = time.perf_counter()
+    order = list(runs.values())
+    rng = random.Random(f"{rule}{tensors}{numel}{dtype_name}{device}")
+    for k in range(steps):
+        rng.shuffle(order)  # no path always runs right after another
+        for opt, times in order:
+            _sync(device)
+            t0 = time.perf_counter()
+            opt.step()
+            _sync(device)
+            times.append((time.perf_counter() - t0) * 1e3)
+        if k >= 2 and time.perf_counter() - start > max_seconds:
+            break
+    bpe = bytes_per_element(rule, dtype)
+    out = []
+    for (library, path), (_, times) in runs.items():
+        median = statistics.median(times)
+        out.append(Record(library, rule, path, dtype_name, device, numel, tensors, median,
+                          bpe * numel * tensors / (median * 1e-3) / 1e9, bpe,
+                          steps=len(times), times_ms=times))
+    # ratios are paired: the median over rounds of (this path's time / the reference path's
+    # time in the same round), robust to the machine's load drifting between rounds
+    torch_runs = [r for r in out if r.library == "torch"]
+    fastest = min(torch_runs, key=lambda r: r.median_ms)
+    fused = [r for r in torch_runs if r.impl == "fused"]
+    for r in out:
+        r.ratio = paired_ratio(r, fastest)
+        r.ratio_torch_fused = paired_ratio(r, fused[0]) if fused else None
+    del runs
+    gc.collect()
+    return out
+
+
+def table(records: list[Record], copy_gbps: dict[str, float]):
+    from rich.table import Table
+
+    t = Table(title="optproof.torch_impl vs torch.optim — median step time (ms); "
+                    "ratio = optproof fused / torch's fastest path (same run)")
+    for col in ("rule", "tensors×numel", "dtype", "dev", "torch loop", "torch foreach",
+                "torch fused", "ours loop", "ours foreach", "ours fused", "fused GB/s",
+                "ratio fastest", "ratio t.fused"):
+        t.add_column(col, justify="right" if col not in ("rule", "dtype", "dev") else "left")
+    cells: dict[tuple, dict[tuple, Record]] = {}
+    for r in records:
+        cells.setdefault((r.rule, r.tensors, r.numel, r.dtype, r.device), {})[(r.library, r.impl)] = r
+    fmt = lambda r: "-" if r is None else f"{r.median_ms:.2f}"  # noqa: E731
+    for (rule, tensors, numel, dtype, device), c in cells.items():
+        f = c.get(("optproof", "fused"))
+        gb = "-" if f is None else f"{f.gbps:.1f}"
+        if f is not None and f.copy_fraction is not None:
+            gb += f" ({f.copy_fraction:.0%} copy)"
+        t.add_row(rule, f"{tensors}×{numel:,}", dtype, device,
+                  *(fmt(c.get(("torch", p))) for p in PATHS),
+                  *(fmt(c.get(("optproof", p))) for p in PATHS), gb,
+                  "-" if f is None else f"{f.ratio:.2f}",
+                  "-" if f is None or f.ratio_torch_fused is None else f"{f.ratio_torch_fused:.2f}")
+    return t
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="fewer steps (under 10 min on 2 cores)")
+    ap.add_argument("--json", metavar="FILE", help="write the records as a JSON list")
+    ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
+    ap.add_argument("--rules", default=",".join(RULES))
+    ap.add_argument("--dtypes", default=",".join(DTYPES))
+    ap.add_argument("--sizes", default=None, help="e.g. 1x10000000,2000x1000")
+    args = ap.parse_args(argv)
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    if args.device != "all":
+        devices = [args.device]
+    sizes = SIZES if args.sizes is None else [tuple(map(int, s.split("x")))
+                                              for s in args.sizes.split(",")]
+    warmup, steps, max_seconds = (2, 15, 5.0) if args.quick else (3, 31, 30.0)
+
+    from rich.console import Console
+    console = Console(stderr=True)
+    t0 = time.perf_counter()
+    from optproof.torch_impl.fused import cpu as fused_cpu
+    fused_cpu.load()
+    console.log(f"fused CPU kernels ready in {fused_cpu.build_seconds:.1f} s "
+                f"(compile on a cold cache, load on a warm one)")
+    copy_gbps = {d: copy_bandwidth(d) for d in devices if d == "cuda"}
+    records: list[Record] = []
+    for device in devices:
+        for rule in args.rules.split(","):
+            for tensors, numel in sizes:
+                for dtype in args.dtypes.split(","):
+                    cell = bench_cell(rule, tensors, numel, dtype, device, warmup, steps,
+                                      max_seconds)
+                    for r in cell:
+                        if device in copy_gbps:
+                            r.copy_fraction = r.gbps / copy_gbps[device]
+                    f = next(r for r in cell if r.library == "optproof" and r.impl == "fused")
+                    console.log(f"{rule:8s} {tensors:>5}×{numel:<9,} {dtype:8s} {device}: "
+                                f"optproof fused {f.median_ms:8.2f} ms, ratio {f.ratio:.2f}"
+                                + (f" (vs torch fused {f.ratio_torch_fused:.2f})"
+                                   if f.ratio_torch_fused else ""))
+                    records.append(cell)
+    records = [r for cell in records for r in cell]
+    if args.json:
+        meta = {"torch": torch.__version__, "python": platform.python_version(),
+                "machine": platform.processor() or platform.machine(),
+                "threads": torch.get_num_threads(), "copy_gbps": copy_gbps,
+                "seconds": time.perf_counter() - t0}
+        with open(args.json, "w") as fh:
+            json.dump([{**asdict(r), "meta": meta} for r in records], fh, indent=1)
+    Console(width=max(Console().width, 200)).print(table(records, copy_gbps))
+    console.log(f"done in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""The fused path (``fused=True``) of every optproof optimizer, against the derived bounds.
+
+* every rule × dtype (float64, float32, bfloat16, float16) × a grid of configurations that
+  covers maximize, L2 and decoupled weight decay, amsgrad, nesterov, momentum, dampening,
+  centered, small β₁, lr_decay: the one-step oracle at three consecutive steps (each from the
+  kernel's own state) and a four-step trajectory, both within
+  :func:`optproof.reference.bounded_run`'s bound — the same oracle as the for-loop and
+  foreach paths (which is what "fused == for-loop within the derived bound" means: both lie
+  inside the same bound around the exact step); the tensors include a transposed view, a
+  0-d and an empty tensor;
+* the Triton kernel, run by Triton's CPU interpreter (``TRITON_INTERPRET=1``), is bitwise
+  equal to the C++ kernel for every rule, variant and dtype, and passes the oracle itself;
+* mixed precision (``state_dtype=torch.float32``, bfloat16/float16 parameters) on the
+  for-loop, foreach and fused paths: float32 state, and every step within
+  :func:`optproof.reference.mixed.mixed_bounded_run`'s derived bound;
+* the edges: mixed dtypes in one group, sparse/integer errors, the foreach fallback.
+
+The C++ extension is compiled once per machine (cached by torch.utils.cpp_extension), so
+only the first run on a fresh machine pays ~20-60 s.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+if not torch.cuda.is_available():  # Triton's CPU interpreter; must precede importing triton
+    os.environ.setdefault("TRITON_INTERPRET", "1")
+
+import oracle  # noqa: E402
+import optproof.torch_impl as ours  # noqa: E402
+from optproof.reference.mixed import mixed_bounded_run  # noqa: E402
+from optproof.torch_impl import fused  # noqa: E402
+from optproof.torch_impl.fused import cpu as fused_cpu  # noqa: E402
+
+DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
+          "float16": torch.float16}
+
+#: (class, constructor keywords): every flag of every rule at least once
+CONFIGS = [
+    ("SGD", {"lr": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.25, "weight_decay": 0.1}),
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "maximize": True}),
+    ("SGD", {"lr": 0.1, "momentum": 0.5, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("Adagrad", {"lr_decay": 0.1, "weight_decay": 0.1}),
+    ("Adagrad", {"maximize": True, "initial_accumulator_value": 0.1, "eps": 1e-3}),
+    ("Adagrad", {"weight_decay": 0.1, "decoupled_weight_decay": True, "lr_decay": 0.5}),
+    ("Adadelta", {}),
+    ("Adadelta", {"weight_decay": 0.1, "maximize": True, "lr": 0.5}),
+    ("Adadelta", {"weight_decay": 0.1, "decoupled_weight_decay": True, "rho": 0.5}),
+    ("RMSprop", {}),
+    ("RMSprop", {"momentum": 0.9, "centered": True, "weight_decay": 0.1}),
+    ("RMSprop", {"centered": True, "maximize": True, "alpha": 0.5}),
+    ("RMSprop", {"momentum": 0.5, "weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("Adam", {}),
+    ("Adam", {"amsgrad": True, "weight_decay": 0.1, "maximize": True}),
+    ("Adam", {"betas": (1e-8, 0.5), "eps": 1e-3, "lr": 0.1}),
+    ("Adam", {"weight_decay": 0.1, "decoupled_weight_decay": True, "amsgrad": True}),
+    ("AdamW", {}),
+    ("AdamW", {"amsgrad": True, "maximize": True, "weight_decay": 0.5}),
+    ("NAdam", {}),
+    ("NAdam", {"weight_decay": 0.1, "maximize": True}),
+    ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True, "momentum_decay": 0.01}),
+]
+IDS = [f"{name}-{'-'.join(f'{k}={v}' for k, v in kw.items()) or 'defaults'}" for name, kw in CONFIGS]
+
+
+def make_params(dtype: torch.dtype) -> list[torch.Tensor]:
+    """A transposed (non-contiguous) matrix, a vector, a 0-d and an empty tensor."""
+    gen = torch.Generator().manual_seed(0)
+    return [torch.randn(3, 2, generator=gen).to(dtype).t().requires_grad_(),
+            torch.randn(4, generator=gen).to(dtype).requires_grad_(),
+            torch.randn((), generator=gen).to(dtype).requires_grad_(),
+            torch.zeros(0, dtype=dtype, requires_grad=True)]
+
+
+def grads_at(params: list[torch.Tensor], k: int) -> None:
+    """Step k's gradients: varied magnitudes and sign flips.  (Zero gradients on zero state
+    are left to the hypothesis oracle tests: in float16 the default ε = 1e-8 underflows, a
+    kernel may divide 0 by 0 there, and the bound rightly makes no claim.)"""
+    gen = torch.Generator().manual_seed(100 + k)
+    for p in params:
+        g = torch.randn(p.shape, generator=gen) * (4.0 ** (k % 3 - 1))
+        p.grad = (g if k % 2 == 0 else -g).to(p.dtype)
+
+
+def _rule_map(name: str):
+    base = oracle.ENTRIES[name].rule_map
+    return lambda group: base({k: v for k, v in group.items() if k != "state_dtype"})
+
+
+def _steps_taken(name: str, k: int):
+    return None if oracle.ENTRIES[name].has_step else k
+
+
+def run_oracle(name: str, kwargs: dict, dtype: torch.dtype, **extra) -> oracle.Report:
+    """Three one-step checks and a four-step trajectory of ``name(..., fused=True)``."""
+    report = oracle.Report()
+    params = make_params(dtype)
+    opt = getattr(ours, name)(params, **kwargs, **extra)
+    for k in range(3):
+        report.merge(oracle.one_step(opt, _rule_map(name), lambda: grads_at(params, k),
+                                     steps_taken=_steps_taken(name, k)))
+    params = make_params(dtype)
+    opt = getattr(ours, name)(params, **kwargs, **extra)
+    report.merge(oracle.trajectory(opt, _rule_map(name), lambda k: grads_at(params, k), 4,
+                                   steps_taken=_steps_taken(name, 0)))
+    return report
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("index", range(len(CONFIGS)), ids=IDS)
+def test_fused_within_derived_bound(index, dtype):
+    name, kwargs = CONFIGS[index]
+    report = run_oracle(name, kwargs, DTYPES[dtype], fused=True)
+    assert report.checked > 0
+    report.assert_ok()
+
+
+# --------------------------------------------------------------------------- Triton
+
+triton_backend = pytest.importorskip("optproof.torch_impl.fused.triton")
+needs_triton = pytest.mark.skipif(
+    not triton_backend.available() or (not torch.cuda.is_available()
+                                       and not triton_backend.interpreting()),
+    reason=f"triton unavailable: {triton_backend.unavailable_reason()} (install the test "
+           "extra; CPU tests need TRITON_INTERPRET=1 set before triton is imported)")
+
+KERNEL_CASES = [("sgd", v) for v in range(3)] + [("adagrad", 0), ("adadelta", 0)] + \
+    [("rmsprop", v) for v in range(4)] + [("adam", v) for v in range(2)] + [("nadam", 0)]
+
+
+@needs_triton
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+@pytest.mark.parametrize("rule,variant", KERNEL_CASES, ids=[f"{r}-{v}" for r, v in KERNEL_CASES])
+def test_triton_kernel_bitwise_equals_cpu_kernel(rule, variant, dtype):
+    dtype = DTYPES[dtype]
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(2500,), (7, 5), (3,)]  # > 1 block, a transposed view, a partial block
+    params = [torch.randn(s, generator=gen).to(dtype) for s in shapes]
+    params[1] = params[1].t()
+    grads = [torch.randn(p.shape, generator=gen).to(dtype) for p in params]
+    ns = triton_backend.N_STATES[rule](variant)
+    states = [(torch.rand(p.shape, generator=gen) + 0.5).to(dtype) for _ in range(ns) for p in params]
+    table = [[0.01, 0.999, 0.9, 0.1, 0.999, 0.001, -1e-3, 0.5, 1e-8, -0.01] + [0.0] * 6,
+             [0.0, 1.0, 0.5, 0.5, 0.9, 0.1, -0.1, 0.9, 1e-3, -0.1] + [0.0] * 5 + [1.0]]
+    scalars = torch.tensor(table, dtype=torch.float64)
+    for flags, rows in [(3, []), (0, [0, 1, 1]), (1, [1, 0, 1])]:
+        a = [t.clone() for t in params], [t.clone() for t in states]
+        b = [t.clone() for t in params], [t.clone() for t in states]
+        triton_backend.step(rule, variant, flags, a[0], grads, a[1], scalars, rows)
+        fused_cpu.load()
+        fused_cpu.step(rule, variant, flags, b[0], grads, b[1], scalars, rows)
+        for x, y in zip(a[0] + a[1], b[0] + b[1]):
+            assert torch.equal(x.isnan(), y.isnan())
+            assert torch.equal(x.nan_to_num(0), y.nan_to_num(0)), (x, y)
+
+
+@needs_triton
+@pytest.mark.parametrize("name,kwargs", [c for c in CONFIGS if c[0] in ("Adam", "RMSprop", "SGD")],
+                         ids=[i for c, i in zip(CONFIGS, IDS) if c[0] in ("Adam", "RMSprop", "SGD")])
+def test_triton_path_within_derived_bound(name, kwargs, monkeypatch):
+    monkeypatch.setattr(fused, "force_backend", "triton")
+    for dtype in (torch.float32, torch.bfloat16):
+        report = run_oracle(name, kwargs, dtype, fused=True)
+        assert report.checked > 0
+        report.assert_ok()
+
+
+# --------------------------------------------------------------------------- mixed precision
+
+PATH_KWARGS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+MIXED = (1, 2, 4, 9, 11, 15, 17, 19, 22)
+
+
+def mixed_one_step(opt, name, set_grads, k) -> oracle.Report:
+    """The one-step oracle with the mixed-precision bound (state float32, θ in its dtype)."""
+    set_grads()
+    snaps = oracle.snapshot(opt, _rule_map(name), steps_taken=_steps_taken(name, k))
+    for s in snaps:
+        s.grads = [oracle.flat(s.tensor.grad)]
+    opt.step()
+    report = oracle.Report()
+    for s in snaps:
+        if not s.params:
+            continue
+        record = mixed_bounded_run(s.rule, s.hyper, s.params, s.grads, s.tensor.dtype,
+                                   state=s.state)[0]
+        oracle._check(report, s, oracle._outputs(opt, s), record, record["step"], s.grads[0],
+                      oracle._prev(s))
+    return report
+
+
+def run_mixed(name: str, kwargs: dict, dtype: torch.dtype, path: str) -> oracle.Report:
+    params = make_params(dtype)
+    opt = getattr(ours, name)(params, **kwargs, **PATH_KWARGS[path], state_dtype=torch.float32)
+    report = oracle.Report()
+    for k in range(3):
+        report.merge(mixed_one_step(opt, name, lambda: grads_at(params, k), k))
+        for p in params:
+            for key, value in opt.state[p].items():
+                if key not in ("step", "mu_product") and torch.is_tensor(value):
+                    assert value.dtype == torch.float32, (key, value.dtype)
+            assert p.dtype == dtype
+    return report
+
+
+@pytest.mark.parametrize("path", PATH_KWARGS)
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+@pytest.mark.parametrize("index", MIXED, ids=[IDS[i] for i in MIXED])
+def test_mixed_precision_within_derived_bound(index, dtype, path):
+    name, kwargs = CONFIGS[index]
+    report = run_mixed(name, kwargs, DTYPES[dtype], path)
+    assert report.checked > 0
+    report.assert_ok()
+
+
+def test_mixed_precision_bound_is_tighter_than_low_precision_state():
+    """The mixed bound on θ is about one rounding of its dtype; with bfloat16 state every
+    operation is charged a bfloat16 rounding."""
+    from optproof.reference import bounded_run
+    args = ("adam", {"lr": 1e-2}, [0.5, -1.25], [[0.25, 1.0]])
+    mixed = mixed_bounded_run(*args, "bfloat16")[0]["param"]
+    low = bounded_run(*args, "bfloat16")[0]["param"]
+    assert all(m[1] < lo[1] for m, lo in zip(mixed, low))
+
+
+@pytest.mark.parametrize("path", PATH_KWARGS)
+def test_mixed_precision_state_dict_keeps_float32_state(path):
+    params = make_params(torch.bfloat16)
+    opt = ours.Adam(params, **PATH_KWARGS[path], state_dtype=torch.float32, amsgrad=True)
+    grads_at(params, 0)
+    opt.step()
+    sd = opt.state_dict()
+    other = ours.Adam(make_params(torch.bfloat16), **PATH_KWARGS[path], state_dtype=torch.float32,
+                      amsgrad=True)
+    other.load_state_dict(sd)  # torch casts state to the param dtype; optproof widens it back
+    for p in other.param_groups[0]["params"]:
+        for key in ("exp_avg", "exp_avg_sq", "max_exp_avg_sq"):
+            assert other.state[p][key].dtype == torch.float32
+
+
+def test_state_dtype_validation():
+    with pytest.raises(ValueError, match="state_dtype must be None"):
+        ours.Adam(make_params(torch.float32), state_dtype=torch.float16)
+
+
+# --------------------------------------------------------------------------- edges
+
+
+def test_one_group_of_mixed_dtypes_and_layouts_matches_for_loop():
+    def build(**kw):
+        ps = make_params(torch.float32) + make_params(torch.bfloat16) + make_params(torch.float64)
+        return ps, ours.AdamW(ps, lr=0.1, amsgrad=True, **kw)
+
+    (pa, oa), (pb, ob) = build(fused=True), build(foreach=False)
+    for k in range(3):
+        grads_at(pa, k)
+        grads_at(pb, k)
+        oa.step()
+        ob.step()
+    for a, b in zip(pa, pb):
+        assert a.is_contiguous() == b.is_contiguous()
+        torch.testing.assert_close(a, b, atol=0, rtol=2 * torch.finfo(a.dtype).eps)
+
+
+def test_errors_match_torch():
+    p = torch.zeros(4, requires_grad=True)
+    p.grad = torch.sparse_coo_tensor([[1]], [1.0], (4,))
+    with pytest.raises(RuntimeError, match="`fused` does not support sparse gradients"):
+        ours.SGD([p], lr=0.1, fused=True).step()
+    q = torch.zeros(2, dtype=torch.int64)
+    q.grad = torch.zeros(2, dtype=torch.int64)
+    with pytest.raises(RuntimeError, match="requires all the params to be floating point"):
+        ours.RMSprop([q], fused=True).step()
+    with pytest.raises(RuntimeError, match="cannot be `True` together"):
+        ours.NAdam([p], fused=True, foreach=True)
+
+
+def test_fallback_without_compiler_runs_foreach(monkeypatch):
+    monkeypatch.setitem(fused_cpu._state, "ops", None)
+    pa, pb = make_params(torch.float32), make_params(torch.float32)
+    oa, ob = ours.NAdam(pa, fused=True), ours.NAdam(pb, foreach=True)
+    for k in range(2):
+        grads_at(pa, k)
+        grads_at(pb, k)
+        oa.step()
+        ob.step()
+    for a, b in zip(pa, pb):
+        assert torch.equal(a, b)

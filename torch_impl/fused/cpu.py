@@ -1,0 +1,115 @@
+"""The CPU backend of the fused path: a C++ extension compiled once per machine.
+
+Technique (chosen by measurement, see ``bench/README.md``): ``csrc/fused_cpu.cpp`` is
+compiled with :func:`torch.utils.cpp_extension.load` the first time a ``fused=True``
+optimizer steps on CPU, into torch's persistent extension cache
+(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load
+the cached ``.so`` in well under a second.  The source includes only the small ATen headers
+(no pybind11, no ``torch/extension.h``) and registers ``torch.ops.optproof_fused.step``
+with ``TORCH_LIBRARY``, so the one-off compile takes 18-25 s on the 2-core CI machine (55 s
+when it is heavily loaded) for every rule, flag, dtype and tensor count, where
+``torch.compile`` took 30-44 s *per* (rule, flags, dtype, list length) and recompiled when a
+per-step scalar changed (numbers in ``bench/README.md``).
+
+The module name carries a hash of the source, the flags and the host CPU's feature flags:
+``-march=native`` code is never loaded on a CPU that cannot run it, and an edited source
+is rebuilt.  Flags: ``-O3 -march=native`` (auto-vectorised loops), ``-fno-math-errno``
+(vectorised ``sqrt``) and ``-ffp-contract=off`` (no fused multiply-add: every operation
+rounds once, as the bound in ``optproof.reference.bounds`` counts and as the for-loop path
+does) — and never ``-ffast-math``.
+
+If no compiler is available (or the build fails), :func:`load` returns ``None`` after one
+:class:`RuntimeWarning`, and the fused path runs the foreach kernels instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+__all__ = ["SOURCE", "FLAGS", "load", "module_name", "build_seconds"]
+
+SOURCE = Path(__file__).with_name("csrc") / "fused_cpu.cpp"
+FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
+#: -fopenmp: ``at::parallel_for`` is an inline ``#pragma omp parallel`` (torch's OpenMP
+#: backend); the .so's libgomp.so.1 dependency resolves to the copy torch already loaded
+LDFLAGS = ["-fopenmp"]
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+#: seconds the last :func:`load` took in this process (compile or cache hit), or None
+build_seconds: float | None = None
+
+
+def _cpu_signature() -> str:
+    """The host CPU's feature flags (``-march=native`` depends on them)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def module_name() -> str:
+    digest = hashlib.sha256()
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS + LDFLAGS).encode(), _cpu_signature().encode(),
+                 torch.__version__.encode()):
+        digest.update(part)
+    return f"optproof_fused_{digest.hexdigest()[:12]}"
+
+
+def load(verbose: bool = False):
+    """``torch.ops.optproof_fused`` (building or loading the extension once per process),
+    or ``None`` with a warning if it cannot be built."""
+    global build_seconds
+    if "ops" in _state:
+        return _state["ops"]
+    with _lock:
+        if "ops" in _state:
+            return _state["ops"]
+        start = time.perf_counter()
+        ops = None
+        if os.environ.get("OPTPROOF_FUSED_CPU", "1") == "0":
+            reason = "disabled by OPTPROOF_FUSED_CPU=0"
+        else:
+            try:
+                from torch.utils.cpp_extension import load as _load
+
+                _load(name=module_name(), sources=[str(SOURCE)], extra_cflags=FLAGS,
+                      extra_ldflags=LDFLAGS,
+                      is_python_module=False, verbose=verbose)
+                ops = torch.ops.optproof_fused
+                ops.step  # noqa: B018 - raises if the library did not register
+                reason = ""
+            except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, build error
+                reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
+                ops = None
+        build_seconds = time.perf_counter() - start
+        if ops is None:
+            warnings.warn(
+                "optproof.torch_impl: the fused CPU kernels could not be built "
+                f"({reason}); fused=True runs the foreach kernels instead (same results "
+                "within the derived bound, more passes over memory).",
+                RuntimeWarning, stacklevel=3)
+        _state["ops"] = ops
+        return ops
+
+
+def step(rule: str, variant: int, flags: int, params, grads, states, scalars, rows) -> None:
+    """Run the kernel on one bucket (see ``csrc/fused_cpu.cpp`` for the arguments)."""
+    _state["ops"].step(rule, variant, flags, params, grads, states, scalars, rows)
+
+
+def update_scalars(xs, factors, add: float) -> list[float]:
+    """``x ← x·f + add`` on 1-element CPU tensors, in their dtype; returns the new values."""
+    return _state["ops"].update_scalars(xs, factors, add)

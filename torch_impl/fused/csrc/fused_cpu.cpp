@@ -1,0 +1,321 @@
+// Single-pass CPU kernels for optproof.torch_impl's fused=True path.
+//
+// One generic driver (`run`) walks every element of a group of tensors once: it loads the
+// parameter, the gradient and the rule's state tensors, widens them to opmath (float for
+// float32 / bfloat16 / float16, double for float64), applies the common prologue
+// (maximize, L2 or decoupled weight decay) and the rule's element update (`Rule::step`, one
+// templated body per rule), and stores every output with one rounding.  Per-step scalars
+// (bias corrections, clr, mu-products, ...) arrive as float64 rows computed on the host by
+// optproof/torch_impl/fused/rules.py exactly as the for-loop path computes them, and are
+// cast once to opmath here.  The math of each rule, with its sources, is in rules.py.
+//
+// Built by optproof/torch_impl/fused/cpu.py with torch.utils.cpp_extension.load (a
+// persistent cache, about 20-60 s once per machine); registered as torch.ops.optproof_fused.step.
+
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace optproof_fused {
+
+template <typename T> struct Opmath { using type = float; };
+template <> struct Opmath<double> { using type = double; };
+
+enum Flag : int64_t { MAXIMIZE = 1, L2 = 2 };
+// scalar row layout: [l2_weight_decay, decoupled_decay_factor, rule scalars..., first step]
+constexpr int kMaxScalars = 16;
+enum Slot : int { WD = 0, DECAY = 1, R = 2, FIRST_SLOT = kMaxScalars - 1 };
+
+// ---------------------------------------------------------------- rules (see rules.py)
+
+struct SGD {  // V: 0 plain, 1 momentum, 2 nesterov; c: mu, 1 - dampening, -lr
+  static constexpr int states(int v) { return v == 0 ? 0 : 1; }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& b, T&, T&, const T* c, bool first) {
+    T d = g;
+    if constexpr (V > 0) {
+      b = first ? g : b * c[R + 0] + c[R + 1] * g;
+      d = V == 2 ? g + c[R + 0] * b : b;
+    }
+    p = p + c[R + 2] * d;
+  }
+};
+
+struct Adagrad {  // c: -clr, eps
+  static constexpr int states(int) { return 1; }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& s, T&, T&, const T* c, bool) {
+    s = s + g * g;
+    T std_ = std::sqrt(s) + c[R + 1];
+    p = p + c[R + 0] * (g / std_);
+  }
+};
+
+struct Adadelta {  // c: rho, 1 - rho, eps, -lr
+  static constexpr int states(int) { return 2; }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& sq, T& acc, T&, const T* c, bool) {
+    sq = sq * c[R + 0] + c[R + 1] * g * g;
+    T std_ = std::sqrt(sq + c[R + 2]);
+    T delta = std::sqrt(acc + c[R + 2]) / std_ * g;
+    acc = acc * c[R + 0] + c[R + 1] * delta * delta;
+    p = p + c[R + 3] * delta;
+  }
+};
+
+struct RMSprop {  // V: bit 1 momentum, bit 2 centered; c: alpha, 1 - alpha, eps, mu, -lr
+  static constexpr int states(int v) { return 1 + (v & 1) + ((v >> 1) & 1); }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& sq, T& s1, T& s2, const T* c, bool) {
+    constexpr bool momentum = V & 1, centered = V & 2;
+    sq = sq * c[R + 0] + c[R + 1] * g * g;
+    T avg;
+    if constexpr (centered) {
+      T& ga = momentum ? s2 : s1;
+      ga = ga * c[R + 0] + c[R + 1] * g;
+      avg = std::sqrt(sq - ga * ga);
+    } else {
+      avg = std::sqrt(sq);
+    }
+    avg = avg + c[R + 2];
+    if constexpr (momentum) {
+      s1 = s1 * c[R + 3] + g / avg;
+      p = p + c[R + 4] * s1;
+    } else {
+      p = p + c[R + 4] * (g / avg);
+    }
+  }
+};
+
+struct Adam {  // V: 1 amsgrad; c: beta1, 1 - beta1, beta2, 1 - beta2, -lr/bc1, 1/sqrt(bc2), eps
+  static constexpr int states(int v) { return 2 + v; }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& m, T& v, T& vmax, const T* c, bool) {
+    m = m * c[R + 0] + c[R + 1] * g;
+    v = v * c[R + 2] + c[R + 3] * g * g;
+    T vhat = v;
+    if constexpr (V == 1) {  // torch.maximum: NaN propagates from either side
+      vmax = (v > vmax || v != v) ? v : vmax;
+      vhat = vmax;
+    }
+    T denom = std::sqrt(vhat) * c[R + 5] + c[R + 6];  // host scalar 1/sqrt(bc2): one division less
+    p = p + c[R + 4] * (m / denom);
+  }
+};
+
+struct NAdam {  // c: beta1, 1 - beta1, beta2, 1 - beta2, 1/bc2, eps, grad_step, avg_step
+  static constexpr int states(int) { return 2; }
+  template <int V, typename T>
+  static inline void step(T& p, T g, T& m, T& v, T&, const T* c, bool) {
+    m = m * c[R + 0] + c[R + 1] * g;
+    v = v * c[R + 2] + c[R + 3] * g * g;
+    const T r = T(1) / (std::sqrt(v * c[R + 4]) + c[R + 5]);  // one division, not three
+    p = p + c[R + 6] * (g * r);
+    p = p + c[R + 7] * (m * r);
+  }
+};
+
+// ---------------------------------------------------------------- the generic driver
+
+struct Item;
+using RangeFn = void (*)(const Item&, int64_t, int64_t, int64_t);
+
+struct Item {  // one tensor: raw pointers, its scalar row, the instantiation for its dtypes
+  void* p;
+  const void* g;
+  void* s[3];
+  const double* c;
+  int64_t n;
+  RangeFn fn;
+};
+
+template <class Rule, int V, typename P, typename S>
+static void run_range(const Item& it, int64_t b, int64_t e, int64_t flags) {
+  using T = typename Opmath<P>::type;
+  constexpr int NS = Rule::states(V);
+  T c[kMaxScalars];
+  for (int k = 0; k < kMaxScalars; ++k) c[k] = static_cast<T>(it.c[k]);
+  const bool maximize = flags & MAXIMIZE, l2 = flags & L2, first = it.c[FIRST_SLOT] != 0;
+  P* __restrict__ pp = static_cast<P*>(it.p);
+  const P* __restrict__ gp = static_cast<const P*>(it.g);
+  S* __restrict__ s0 = static_cast<S*>(it.s[0]);
+  S* __restrict__ s1 = static_cast<S*>(it.s[1]);
+  S* __restrict__ s2 = static_cast<S*>(it.s[2]);
+  for (int64_t i = b; i < e; ++i) {
+    T p = static_cast<T>(pp[i]);
+    T g = static_cast<T>(gp[i]);
+    T a = 0, bb = 0, cc = 0;
+    if constexpr (NS > 0) a = static_cast<T>(s0[i]);  // uninitialised on SGD's first step: unused
+    if constexpr (NS > 1) bb = static_cast<T>(s1[i]);
+    if constexpr (NS > 2) cc = static_cast<T>(s2[i]);
+    g = maximize ? -g : g;
+    p = p * c[DECAY];  // (1 - lr*lambda), exactly 1 without decoupled decay
+    g = l2 ? g + c[WD] * p : g;
+    Rule::template step<V, T>(p, g, a, bb, cc, c, first);
+    pp[i] = static_cast<P>(p);
+    if constexpr (NS > 0) s0[i] = static_cast<S>(a);
+    if constexpr (NS > 1) s1[i] = static_cast<S>(bb);
+    if constexpr (NS > 2) s2[i] = static_cast<S>(cc);
+  }
+}
+
+template <class Rule, int V>
+static RangeFn pick(at::ScalarType pt, at::ScalarType st) {
+  using at::BFloat16;
+  using at::Half;
+#define OPTPROOF_CASE(PT, ST, P, S) \
+  if (pt == at::PT && st == at::ST) return &run_range<Rule, V, P, S>;
+  OPTPROOF_CASE(kDouble, kDouble, double, double)
+  OPTPROOF_CASE(kFloat, kFloat, float, float)
+  OPTPROOF_CASE(kBFloat16, kBFloat16, BFloat16, BFloat16)
+  OPTPROOF_CASE(kHalf, kHalf, Half, Half)
+  OPTPROOF_CASE(kBFloat16, kFloat, BFloat16, float)
+  OPTPROOF_CASE(kHalf, kFloat, Half, float)
+#undef OPTPROOF_CASE
+  TORCH_CHECK(false, "optproof_fused: unsupported (param, state) dtypes ", pt, ", ", st);
+}
+
+// All tensors of a param group in one call, whatever their dtypes: each becomes an Item, and
+// one parallel region splits the range of all their elements evenly across the threads.
+template <class Rule, int V>
+static void run(at::TensorList params, at::TensorList grads, at::TensorList states,
+                const at::Tensor& scalars, c10::IntArrayRef rows, int64_t flags) {
+  constexpr int NS = Rule::states(V);
+  const int64_t n = params.size();
+  TORCH_CHECK(static_cast<int64_t>(grads.size()) == n, "optproof_fused: params/grads length mismatch");
+  TORCH_CHECK(static_cast<int64_t>(states.size()) == NS * n, "optproof_fused: expected ", NS,
+              " state tensors per parameter, got ", states.size(), " for ", n);
+  TORCH_CHECK(scalars.scalar_type() == at::kDouble && scalars.is_contiguous() && scalars.is_cpu() &&
+                  scalars.dim() == 2 && scalars.size(1) == kMaxScalars,
+              "optproof_fused: scalars must be a contiguous float64 [rows, 16] CPU tensor");
+  TORCH_CHECK(rows.empty() || static_cast<int64_t>(rows.size()) == n, "optproof_fused: rows");
+  const double* c = scalars.const_data_ptr<double>();
+  std::vector<Item> items;
+  std::vector<int64_t> start;
+  std::vector<at::Tensor> keep;                              // temporaries kept alive
+  std::vector<std::pair<at::Tensor, at::Tensor>> write_back;  // (strided output, dense copy)
+  auto dense = [&](const at::Tensor& t, bool output) -> const at::Tensor& {
+    if (t.is_contiguous()) return t;
+    keep.push_back(t.contiguous());  // non-contiguous views: compute on a dense copy
+    if (output) write_back.emplace_back(t, keep.back());
+    return keep.back();
+  };
+  keep.reserve(6 * n);  // dense() returns references into keep: never reallocated
+  items.reserve(n);
+  start.reserve(n + 1);
+  int64_t total = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    const at::Tensor& p = params[i];
+    const at::Tensor* g = &grads[i];
+    TORCH_CHECK(!g->is_sparse(), "`fused` does not support sparse gradients");
+    TORCH_CHECK(p.is_cpu() && g->is_cpu(), "optproof_fused: CPU kernel got a ", p.device(), " tensor");
+    const int64_t numel = p.numel();
+    TORCH_CHECK(g->numel() == numel, "optproof_fused: grad ", i, " has ", g->numel(),
+                " elements, its parameter ", numel);
+    if (numel == 0) continue;
+    const auto pt = p.scalar_type();
+    if (g->scalar_type() != pt) {
+      keep.push_back(g->to(pt));
+      g = &keep.back();
+    }
+    const auto st = NS ? states[i].scalar_type() : pt;
+    Item it{dense(p, true).data_ptr(), dense(*g, false).const_data_ptr(), {nullptr, nullptr, nullptr},
+            c + kMaxScalars * (rows.empty() ? 0 : rows[i]), numel, pick<Rule, V>(pt, st)};
+    for (int j = 0; j < NS; ++j) {
+      const at::Tensor& s = states[j * n + i];
+      TORCH_CHECK(s.scalar_type() == st && s.numel() == numel && s.is_cpu(), "optproof_fused: state ",
+                  j, " of parameter ", i, " has dtype ", s.scalar_type(), " and ", s.numel(),
+                  " elements, expected ", st, " and ", numel);
+      it.s[j] = dense(s, true).data_ptr();
+    }
+    items.push_back(it);
+    start.push_back(total);
+    total += numel;
+  }
+  start.push_back(total);
+  // grain 2^17 elements: a group smaller than two grains runs on the calling thread (waking
+  // a pool thread costs more than the work on a busy machine)
+  at::parallel_for(0, total, 1 << 17, [&](int64_t begin, int64_t end) {
+    int64_t k = std::upper_bound(start.begin(), start.end(), begin) - start.begin() - 1;
+    for (; begin < end; ++k) {
+      const int64_t stop = std::min(end, start[k + 1]);
+      items[k].fn(items[k], begin - start[k], stop - start[k], flags);
+      begin = stop;
+    }
+  });
+  for (auto& [out, d] : write_back) out.copy_(d);
+}
+
+void step(const std::string& rule, int64_t variant, int64_t flags, at::TensorList params,
+          at::TensorList grads, at::TensorList states, const at::Tensor& scalars,
+          c10::IntArrayRef rows) {
+  if (params.empty()) return;
+  const auto args = std::forward_as_tuple(params, grads, states, scalars, rows, flags);
+  auto call = [&](auto fn) { std::apply(fn, args); };
+  if (rule == "sgd") {
+    if (variant == 0) return call(run<SGD, 0>);
+    if (variant == 1) return call(run<SGD, 1>);
+    if (variant == 2) return call(run<SGD, 2>);
+  } else if (rule == "adagrad") {
+    return call(run<Adagrad, 0>);
+  } else if (rule == "adadelta") {
+    return call(run<Adadelta, 0>);
+  } else if (rule == "rmsprop") {
+    if (variant == 0) return call(run<RMSprop, 0>);
+    if (variant == 1) return call(run<RMSprop, 1>);
+    if (variant == 2) return call(run<RMSprop, 2>);
+    if (variant == 3) return call(run<RMSprop, 3>);
+  } else if (rule == "adam") {
+    if (variant == 0) return call(run<Adam, 0>);
+    if (variant == 1) return call(run<Adam, 1>);
+  } else if (rule == "nadam") {
+    return call(run<NAdam, 0>);
+  }
+  TORCH_CHECK(false, "optproof_fused: unknown rule/variant ", rule, "/", variant);
+}
+
+// Per-tensor 0-d host scalars (state['step'], NAdam's state['mu_product']): x <- x * factor
+// (+1 for step counters) in x's own dtype, as `x.mul_(f)` / `x += 1` do, returning the new
+// values; one call instead of a foreach op plus a device-to-host copy per tensor.
+template <typename T>
+static double update_one(const at::Tensor& x, double factor, double add) {
+  T* v = x.data_ptr<T>();
+  *v = *v * static_cast<T>(factor) + static_cast<T>(add);
+  return static_cast<double>(*v);
+}
+
+std::vector<double> update_scalars(at::TensorList xs, c10::ArrayRef<double> factors, double add) {
+  TORCH_CHECK(factors.size() == xs.size() || factors.size() == 1,
+              "optproof_fused: one factor per tensor, or one for all");
+  std::vector<double> out;
+  out.reserve(xs.size());
+  for (size_t i = 0; i < xs.size(); ++i) {
+    const at::Tensor& x = xs[i];
+    TORCH_CHECK(x.numel() == 1 && x.is_cpu(), "optproof_fused: expected 1-element CPU tensors");
+    const double f = factors.size() == 1 ? factors[0] : factors[i];
+    if (x.scalar_type() == at::kFloat) out.push_back(update_one<float>(x, f, add));
+    else if (x.scalar_type() == at::kDouble) out.push_back(update_one<double>(x, f, add));
+    else TORCH_CHECK(false, "optproof_fused: step/mu_product must be float32 or float64, got ",
+                     x.scalar_type());
+  }
+  return out;
+}
+
+}  // namespace optproof_fused
+
+TORCH_LIBRARY(optproof_fused, m) {
+  m.def("update_scalars(Tensor(a!)[] xs, float[] factors, float add) -> float[]",
+        TORCH_FN(optproof_fused::update_scalars));
+  m.def("step(str rule, int variant, int flags, Tensor(a!)[] params, Tensor[] grads, "
+        "Tensor(b!)[] states, Tensor scalars, int[] rows) -> ()",
+        TORCH_FN(optproof_fused::step));
+}
