@@ -32,7 +32,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import oracle  # noqa: E402
-import strategies  # noqa: E402
+from optproof.testing import strategies  # noqa: E402
 from optproof.reference import precision, ulp  # noqa: E402
 
 STEPS = {"one_step": (1, 4), "trajectory": (5, 8)}

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import strategies
+from optproof.testing import strategies
 from optproof.derivations.symbols import HYPERS
 from optproof.reference import run
 
