@@ -37,7 +37,17 @@ def _assert_same(pa, oa, pb, ob):
 SCALE_NAMES = ("Adam", "SGD", "Adagrad", "NAdam")
 
 
+@pytest.fixture
+def nadam64(request):
+    """NAdam compared under the float64 default dtype: torch keeps mu_product in the default
+    dtype, optproof in float64 (deviation D1)."""
+    with default_dtype(torch.float64 if request.node.callspec.params["name"] == "NAdam"
+                       else torch.get_default_dtype()):
+        yield
+
+
 @pytest.mark.parametrize("name", SCALE_NAMES)
+@pytest.mark.usefixtures("nadam64")
 def test_ten_thousand_small_tensors_in_one_group(name):
     runs = []
     foreach = name != "SGD"  # SGD: the default path (for-loop on CPU) at this scale too
@@ -52,14 +62,6 @@ def test_ten_thousand_small_tensors_in_one_group(name):
     (pa, oa), (pb, ob) = runs
     assert len(oa.state) == MANY
     _assert_same(pa, oa, pb, ob)
-
-
-@pytest.fixture
-def nadam64(request):
-    """float64 params: NAdam compared under the float64 default dtype (deviation D1)."""
-    with default_dtype(torch.float64 if request.node.callspec.params["name"] == "NAdam"
-                       else torch.get_default_dtype()):
-        yield
 
 
 @pytest.mark.usefixtures("nadam64")
