@@ -35,7 +35,7 @@ from optproof.derivations import rules
 
 #: subcommands that are read-only and quick to run: executed for real; the option strings
 #: listed are left out of the generated lines (they run long jobs: every proof)
-EXECUTE = {"show": (), "derive": ("--check",)}
+EXECUTE = {"show": (), "derive": ("--check",), "vectors": (), "audit": ("--plot",)}
 TIME_LIMIT_S = 3
 
 
