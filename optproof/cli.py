@@ -31,15 +31,21 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(message)
 
 
+def _print_listing(kind: str, what: str, title: str, rows) -> None:
+    """A table of (name, one-line description, sources) rows, wide enough to read."""
+    table = Table(kind, what, "source", title=title)
+    for name, line, sources in rows:
+        table.add_row(name, line, "; ".join(sources))
+    Console(width=max(Console().width, 160)).print(table)
+
+
 def _show(args: argparse.Namespace) -> int:
     from optproof.derivations import rule, rules
     from optproof.derivations.printers import render
 
     if args.list:
-        table = Table("rule", "description", "source", title="optproof rules")
-        for spec in rules():
-            table.add_row(spec.name, spec.summary, "; ".join(spec.sources))
-        Console(width=max(Console().width, 160)).print(table)
+        _print_listing("rule", "description", "optproof rules",
+                       ((spec.name, spec.summary, spec.sources) for spec in rules()))
         return 0
     if args.rule is None:
         raise UsageError("show needs a RULE name or --list")
@@ -57,10 +63,8 @@ def _derive(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be a positive number of steps, got {args.steps}")
     if args.list:
-        table = Table("theorem", "statement", "source", title="optproof theorems")
-        for th in theorems():
-            table.add_row(th.name, th.title, "; ".join(th.sources))
-        Console(width=max(Console().width, 160)).print(table)
+        _print_listing("theorem", "statement", "optproof theorems",
+                       ((th.name, th.title, th.sources) for th in theorems()))
         return 0
     if args.check:
         chosen = [theorem(args.name)] if args.name else list(theorems())

@@ -16,6 +16,7 @@ import torch
 
 import optproof.torch_impl as ours
 from optproof.torch_impl import _base, param_groups_no_decay
+from torch_compat import default_dtype
 
 pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks")
 
@@ -44,16 +45,6 @@ CASES = [
     ("NAdam", {"weight_decay": 0.1, "momentum_decay": 0.01, "maximize": True}),
     ("NAdam", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
 ]
-
-
-@contextlib.contextmanager
-def default_dtype(dtype):
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        yield
-    finally:
-        torch.set_default_dtype(old)
 
 
 def ctx(name):
