@@ -465,15 +465,8 @@ def path_kwargs(path: str) -> dict[str, Any]:
 
 def build_optimizer(impl: str, entry: Entry, path: str, defaults: dict[str, Any],
                     groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
-    """The optimizer of ``impl`` for ``entry`` on kernel ``path``; ``UnsupportedCase`` where
-    that kernel does not exist (yet)."""
-    cls = optimizer_class(impl, entry.name)
-    try:
-        return cls(groups, **defaults, **path_kwargs(path))
-    except RuntimeError as exc:
-        if path == "fused" and impl == "optproof" and "not yet available" in str(exc):
-            raise UnsupportedCase(str(exc)) from None
-        raise
+    """The optimizer of ``impl`` for ``entry`` on kernel ``path``."""
+    return optimizer_class(impl, entry.name)(groups, **defaults, **path_kwargs(path))
 
 
 def run_problem(impl: str, entry: Entry, path: str, problem: Any, check: str,
@@ -570,8 +563,8 @@ def cases(names: Sequence[str], check: str, devices: Sequence[str] = ("cpu", "cu
 
 
 def require(impl: str, entry: Entry, path: str) -> None:
-    """Fail clearly when the class or the rule does not exist (yet); skip optproof's fused
-    path while it is announced as not yet available."""
+    """Fail clearly when the class or the rule does not exist; skip a fused path the class
+    does not have."""
     import pytest
     try:
         cls = optimizer_class(impl, entry.name)
@@ -585,12 +578,6 @@ def require(impl: str, entry: Entry, path: str) -> None:
         import inspect
         if "fused" not in inspect.signature(cls.__init__).parameters:
             pytest.skip(f"{impl} {entry.name} has no fused path")
-        try:
-            cls([torch.zeros(1)], fused=True)
-        except RuntimeError as exc:
-            if impl == "optproof" and "not yet available" in str(exc):
-                pytest.skip(f"optproof {entry.name}: fused path not yet available")
-            raise
 
 
 def check_case(case: tuple, data: Any, check: str) -> str | None:

@@ -85,7 +85,6 @@ pytestmark = pytest.mark.filterwarnings("ignore:Sparse invariant checks")
 STEPS = 5
 #: float64 ULPs allowed per step taken (observed on CPU: 0 for every configuration)
 ULPS_PER_STEP = 4
-FUSED_UNAVAILABLE = "not yet available"
 #: D2: torch's float32 per-step scalars, relative to the larger value (a few float32 ULPs of
 #: the step size, which is much smaller than the value: generous, the oracle is the check)
 D2_RTOL = 2.0**-16
@@ -151,10 +150,6 @@ def _unsupported(ours_cls, kwargs: dict[str, Any], device: str) -> str | None:
     except NotImplementedError as exc:
         if kwargs.get("differentiable"):
             return f"differentiable=True: NotImplementedError ({exc})"
-        raise
-    except RuntimeError as exc:
-        if kwargs.get("fused") and FUSED_UNAVAILABLE in str(exc):
-            return f"fused=True: fused path not yet available ({exc})"
         raise
     return None
 
