@@ -136,7 +136,7 @@ def prepare(h: Hypothesis, config: Config, lrs: Sequence[float],
             return None  # e.g. dampening ≠ 0 for a form without dampening
     if h.needs is not None and not h.needs(config):
         return None
-    program = program_for(spec, flags)
+    program = spec.program(**flags)
     first = lrs[0]
     values = []
     for k, lr in enumerate(lrs):
@@ -180,64 +180,6 @@ def _held(value: float, dtype: str | None) -> float:
 
 
 _PLANS: dict[tuple, tuple] = {}
-_PROGRAMS: dict[tuple, Any] | None = None
-_CACHE_NEW = False
-
-
-def _cache_file():
-    """``$XDG_CACHE_HOME/optproof/programs-<hash>.pkl``, the hash over the sources the
-    programs are derived from (any edit to the derivations starts a new file)."""
-    import hashlib
-    import os
-    import pathlib
-
-    import optproof.derivations as derivations
-
-    digest = hashlib.sha256(sp.__version__.encode())
-    roots = [pathlib.Path(derivations.__file__).parent, pathlib.Path(__file__).parent]
-    for root in roots:
-        for path in sorted(root.rglob("*.py")):
-            digest.update(path.read_bytes())
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return pathlib.Path(base) / "optproof" / f"programs-{digest.hexdigest()[:16]}.pkl"
-
-
-def program_for(spec: Spec, flags: Mapping[str, bool]):
-    """``spec.program(**flags)``, through an on-disk cache of derived programs.
-
-    Deriving a program runs SymPy (the bias correction is a ``summation``: about two
-    seconds); the cache keeps an audit well inside its time budget from the second run on.
-    A cache that cannot be read or written is ignored.
-    """
-    global _PROGRAMS
-    import pickle
-    key = (spec.name, tuple(sorted(flags.items())))
-    if _PROGRAMS is None:
-        _PROGRAMS = {}
-        try:
-            with open(_cache_file(), "rb") as fh:
-                _PROGRAMS = pickle.load(fh)
-        except Exception:  # noqa: BLE001 - no cache, or an unreadable one
-            _PROGRAMS = {}
-    program = _PROGRAMS.get(key)
-    if program is None:
-        program = spec.program(**flags)
-        _PROGRAMS[key] = program
-        _save_programs()
-    return program
-
-
-def _save_programs() -> None:
-    import pickle
-    try:
-        path = _cache_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{id(_PROGRAMS)}.tmp")
-        with open(tmp, "wb") as fh:
-            pickle.dump(_PROGRAMS, fh)
-        tmp.replace(path)
-    except Exception:  # noqa: BLE001 - a read-only home: derive every time
-        pass
 
 
 def _plan(program, zeros: frozenset = frozenset()) -> tuple[dict, dict, list]:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
+from . import cache
 from .program import Builder, Program
 from .transforms import Transform
 
@@ -62,9 +63,16 @@ class Spec:
 
 @lru_cache(maxsize=None)
 def _program(spec: Spec, flag_values: tuple[bool, ...]) -> Program:
+    registered = _REGISTRY.get(spec.name) is spec  # only a registered name identifies a rule
+    key = (spec.name, flag_values)
+    if registered and (program := cache.load(key)) is not None:
+        return program
     builder = Builder()
     spec.build(dict(zip(spec.flags, flag_values)))(builder)
-    return builder.finish()
+    program = builder.finish()
+    if registered:
+        cache.store(key, program)
+    return program
 
 
 _REGISTRY: dict[str, Spec] = {}
