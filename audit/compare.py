@@ -31,7 +31,7 @@ from optproof.reference import precision, ulp
 from optproof.reference.bounds import Bounded
 
 from .drive import ConfigObs
-from .evaluate import ZERO, Hypothesis, Prepared, bounded_step, exact_inputs, prepare
+from .evaluate import Hypothesis, Prepared, bounded_step, exact_inputs, prepare
 
 __all__ = ["StepStat", "Divergence", "ConfigResult", "HypothesisResult", "compare"]
 

@@ -26,14 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import mpmath  # noqa: E402
 import torch  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 import oracle  # noqa: E402
 from optproof.testing import strategies  # noqa: E402
-from optproof.reference import precision, ulp  # noqa: E402
 
 STEPS = {"one_step": (1, 4), "trajectory": (5, 8)}
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from hypothesis import given
-from hypothesis import strategies as st
 
 from optproof.testing import strategies
 from optproof.derivations.symbols import HYPERS

@@ -102,10 +102,9 @@ def _bias(k: int) -> list:
     adam = rule("adam").program()
     u = unroll(adam, k, given={LAM: 0})
     c = sp.Symbol("c", real=True)
-    m_k, v_k = u.closed("exp_avg"), u.closed("exp_avg_sq")
+    m_k = u.closed("exp_avg")
     mhat = u.expand(u.named(MHAT, k))
     vhat = u.expand(u.named(sp.Symbol("vhat_t", real=True), k))
-    i = sp.Symbol("i", integer=True, positive=True)
     weights = [sp.diff(m_k, gi) for gi in u.grads]
     return [
         Text("An EMA started at 0, xₜ = βxₜ₋₁ + (1 − β)yₜ, unrolls to xₜ = Σᵢ₌₁ᵗ (1 − β)βᵗ⁻ⁱ·yᵢ. "

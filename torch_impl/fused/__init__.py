@@ -28,7 +28,7 @@ from torch import Tensor
 
 from . import cpu
 from .._base import state_dtype_for
-from .rules import N_SCALARS, RULES, FusedRule, nadam_mus, rule_for
+from .rules import N_SCALARS, RULES, nadam_mus, rule_for
 
 __all__ = ["step", "RULES", "rule_for", "SUPPORTED_DEVICES", "MAXIMIZE", "L2"]
 

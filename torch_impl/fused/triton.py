@@ -23,7 +23,6 @@ per step for the float64 scalars).
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import torch
 
