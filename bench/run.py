@@ -14,8 +14,16 @@ Per record: the median step time after warm-up, the bytes a single-pass kernel m
 element per step (reads + writes of the parameter, the gradient and each state tensor, in
 the dtype), the effective bandwidth, and the ratio to torch's fastest path for the same
 rule, size, dtype and device (``ratio``) and to torch's fused path where it has one
-(``ratio_torch_fused``), each the median over rounds of the paired per-round ratio.  On CUDA the run also measures the device-to-device copy bandwidth
-and reports each kernel's fraction of it.  A rich table comes last.
+(``ratio_torch_fused``), each the median over rounds of the paired per-round ratio.
+
+Every cell also times, in the same rounds, an in-place ``a.add_(b)`` over flat buffers of
+the cell's total size and dtype: the *stream* bandwidth the memory system gives a
+single-pass kernel right then.  From it come ``stream_fraction`` (the fused kernel's
+bandwidth as a fraction of it) and ``floor_ratio``: the time a kernel moving the minimum
+bytes at stream bandwidth would take, over torch's fastest path, per round — the best
+``ratio`` any single-pass kernel can reach in this run.  On CUDA the run also measures the
+device-to-device copy bandwidth and reports each kernel's fraction of it.  A rich table
+comes last, then each float32 CPU cell against its target (``TARGETS``).
 """
 
 from __future__ import annotations
@@ -46,6 +54,9 @@ RULES: dict[str, tuple[str, dict[str, Any], int]] = {
     "nadam": ("NAdam", {}, 2),
 }
 TORCH_FUSED = {"sgd", "adagrad", "adam", "adamw"}
+#: float32 CPU targets: (torch path the ratio is taken against, largest ratio)
+TARGETS = {**{r: ("fused", 1.0) for r in TORCH_FUSED},
+           **{r: ("fastest", 0.33) for r in ("adadelta", "rmsprop", "nadam")}}
 SIZES = [(1, 10_000_000), (100, 100_000), (2000, 1_000)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 PATHS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
@@ -65,6 +76,9 @@ class Record:
     bytes_per_element: int
     ratio: float = float("nan")
     ratio_torch_fused: float | None = None
+    floor_ratio: float = float("nan")
+    stream_gbps: float = float("nan")
+    stream_fraction: float = float("nan")
     copy_fraction: float | None = None
     steps: int = 0
     times_ms: list[float] = field(default_factory=list)
@@ -99,8 +113,15 @@ def build(library: str, rule: str, path: str, base_params, base_grads):
     return cls(params, **kwargs, **PATHS[path])
 
 
-def paired_ratio(r: Record, ref: Record) -> float:
-    return statistics.median(a / b for a, b in zip(r.times_ms, ref.times_ms))
+def paired_ratio(times: list[float], ref: Record) -> float:
+    return statistics.median(a / b for a, b in zip(times, ref.times_ms))
+
+
+def stream_step(numel: int, dtype, device):
+    """An in-place ``a.add_(b)`` over ``numel`` elements: reads 2, writes 1 per element."""
+    a = torch.zeros(numel, dtype=dtype, device=device)
+    b = torch.ones(numel, dtype=dtype, device=device)
+    return lambda: a.add_(b)
 
 
 def copy_bandwidth(device: str, numel: int = 50_000_000, reps: int = 10) -> float:
@@ -127,26 +148,32 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
             if library == "torch" and path == "fused" and rule not in TORCH_FUSED:
                 continue
             opt = build(library, rule, path, base_params, base_grads)
-            runs[(library, path)] = (opt, [])
+            runs[(library, path)] = (opt.step, [])
     del base_params, base_grads
-    for opt, _ in runs.values():
+    runs["stream"] = (stream_step(tensors * numel, dtype, device), [])
+    for step, _ in runs.values():
         for _ in range(warmup):
-            opt.step()
+            step()
     _sync(device)
     start = time.perf_counter()
     order = list(runs.values())
     rng = random.Random(f"{rule}{tensors}{numel}{dtype_name}{device}")
     for k in range(steps):
         rng.shuffle(order)  # no path always runs right after another
-        for opt, times in order:
+        for step, times in order:
             _sync(device)
             t0 = time.perf_counter()
-            opt.step()
+            step()
             _sync(device)
             times.append((time.perf_counter() - t0) * 1e3)
         if k >= 2 and time.perf_counter() - start > max_seconds:
             break
     bpe = bytes_per_element(rule, dtype)
+    stream_times = runs.pop("stream")[1]
+    esize = torch.empty((), dtype=dtype).element_size()
+    # a single pass at stream bandwidth: the stream op's time scaled to the rule's bytes
+    floor_times = [t * bpe / (3 * esize) for t in stream_times]
+    stream_gbps = 3 * esize * numel * tensors / (statistics.median(stream_times) * 1e-3) / 1e9
     out = []
     for (library, path), (_, times) in runs.items():
         median = statistics.median(times)
@@ -159,36 +186,62 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     fastest = min(torch_runs, key=lambda r: r.median_ms)
     fused = [r for r in torch_runs if r.impl == "fused"]
     for r in out:
-        r.ratio = paired_ratio(r, fastest)
-        r.ratio_torch_fused = paired_ratio(r, fused[0]) if fused else None
+        r.ratio = paired_ratio(r.times_ms, fastest)
+        r.ratio_torch_fused = paired_ratio(r.times_ms, fused[0]) if fused else None
+        r.floor_ratio = paired_ratio(floor_times, fastest)
+        r.stream_gbps = stream_gbps
+        r.stream_fraction = r.gbps / stream_gbps
     del runs
     gc.collect()
     return out
 
 
-def table(records: list[Record], copy_gbps: dict[str, float]):
-    from rich.table import Table
-
-    t = Table(title="optproof.torch_impl vs torch.optim — median step time (ms); "
-                    "ratio = optproof fused / torch's fastest path (same run)")
-    for col in ("rule", "tensors×numel", "dtype", "dev", "torch loop", "torch foreach",
-                "torch fused", "ours loop", "ours foreach", "ours fused", "fused GB/s",
-                "ratio fastest", "ratio t.fused"):
-        t.add_column(col, justify="right" if col not in ("rule", "dtype", "dev") else "left")
+def _cells(records: list[Record]) -> dict[tuple, dict[tuple, Record]]:
     cells: dict[tuple, dict[tuple, Record]] = {}
     for r in records:
         cells.setdefault((r.rule, r.tensors, r.numel, r.dtype, r.device), {})[(r.library, r.impl)] = r
+    return cells
+
+
+def table(records: list[Record]):
+    from rich.table import Table
+
+    t = Table(title="optproof.torch_impl vs torch.optim — median step time (ms); "
+                    "ratio = optproof fused / torch's fastest path (same run); floor = the "
+                    "ratio of a single pass at stream bandwidth")
+    for col in ("rule", "tensors×numel", "dtype", "dev", "torch loop", "torch foreach",
+                "torch fused", "ours loop", "ours foreach", "ours fused", "fused GB/s",
+                "ratio fastest", "floor", "ratio t.fused"):
+        t.add_column(col, justify="right" if col not in ("rule", "dtype", "dev") else "left")
     fmt = lambda r: "-" if r is None else f"{r.median_ms:.2f}"  # noqa: E731
-    for (rule, tensors, numel, dtype, device), c in cells.items():
-        f = c.get(("optproof", "fused"))
-        gb = "-" if f is None else f"{f.gbps:.1f}"
-        if f is not None and f.copy_fraction is not None:
-            gb += f" ({f.copy_fraction:.0%} copy)"
+    for (rule, tensors, numel, dtype, device), c in _cells(records).items():
+        f = c[("optproof", "fused")]
+        gb = f"{f.gbps:.1f} ({f.stream_fraction:.0%} stream"
+        gb += ")" if f.copy_fraction is None else f", {f.copy_fraction:.0%} copy)"
         t.add_row(rule, f"{tensors}×{numel:,}", dtype, device,
                   *(fmt(c.get(("torch", p))) for p in PATHS),
                   *(fmt(c.get(("optproof", p))) for p in PATHS), gb,
-                  "-" if f is None else f"{f.ratio:.2f}",
-                  "-" if f is None or f.ratio_torch_fused is None else f"{f.ratio_torch_fused:.2f}")
+                  f"{f.ratio:.2f}", f"{f.floor_ratio:.2f}",
+                  "-" if f.ratio_torch_fused is None else f"{f.ratio_torch_fused:.2f}")
+    return t
+
+
+def target_table(records: list[Record]):
+    """Each float32 CPU cell against its target in ``TARGETS``."""
+    from rich.table import Table
+
+    t = Table(title="float32 CPU targets: optproof fused / torch path")
+    for col in ("rule", "tensors×numel", "against", "ratio", "target", "floor", "met"):
+        t.add_column(col, justify="left" if col in ("rule", "against") else "right")
+    for (rule, tensors, numel, dtype, device), c in _cells(records).items():
+        if dtype != "float32" or device != "cpu" or rule not in TARGETS:
+            continue
+        against, target = TARGETS[rule]
+        f = c[("optproof", "fused")]
+        ratio = f.ratio_torch_fused if against == "fused" else f.ratio
+        floor = f.floor_ratio * (f.ratio_torch_fused / f.ratio if against == "fused" else 1)
+        t.add_row(rule, f"{tensors}×{numel:,}", f"torch {against}", f"{ratio:.2f}",
+                  f"≤ {target:.2f}", f"{floor:.2f}", "yes" if ratio <= target else "no")
     return t
 
 
@@ -241,7 +294,9 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": time.perf_counter() - t0}
         with open(args.json, "w") as fh:
             json.dump([{**asdict(r), "meta": meta} for r in records], fh, indent=1)
-    Console(width=max(Console().width, 200)).print(table(records, copy_gbps))
+    out = Console(width=max(Console().width, 200))
+    out.print(table(records))
+    out.print(target_table(records))
     console.log(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -1,0 +1,65 @@
+"""bench/run.py end to end on a tiny problem: the records it writes and the tables it prints.
+
+Only the shape and the internal consistency of the output are checked here; the timings are
+the benchmark's business (never asserted in a test).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench" / "run.py"
+KEYS = {"library", "rule", "impl", "dtype", "device", "numel", "tensors", "median_ms", "gbps"}
+
+
+@pytest.fixture(scope="module")
+def sgd_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--device", "cpu", "--rules", "sgd,rmsprop",
+         "--sizes", "3x1000", "--dtypes", "float32", "--json", str(out)],
+        capture_output=True, text=True, timeout=600, check=False)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_every_path_of_both_libraries_is_recorded(sgd_run):
+    records, _ = sgd_run
+    assert all(KEYS <= r.keys() for r in records)
+    seen = {(r["rule"], r["library"], r["impl"]) for r in records}
+    paths = {"for-loop", "foreach", "fused"}
+    assert seen == ({("sgd", lib, p) for lib in ("torch", "optproof") for p in paths}
+                    | {("rmsprop", "optproof", p) for p in paths}
+                    | {("rmsprop", "torch", p) for p in paths - {"fused"}})
+    assert {(r["numel"], r["tensors"], r["dtype"], r["device"]) for r in records} == {
+        (1000, 3, "float32", "cpu")}
+
+
+def test_records_are_consistent(sgd_run):
+    records, _ = sgd_run
+    # bytes one single pass must move per element, counted by hand: SGD with momentum and
+    # RMSprop read θ, g and one state and write θ and the state: 5 float32 accesses
+    assert {r["bytes_per_element"] for r in records} == {20}
+    for r in records:
+        assert r["gbps"] == pytest.approx(20 * 3000 / (r["median_ms"] * 1e-3) / 1e9)
+        assert r["steps"] == len(r["times_ms"]) >= 3
+        assert r["median_ms"] > 0 and math.isfinite(r["floor_ratio"]) and r["floor_ratio"] > 0
+        assert r["stream_fraction"] == pytest.approx(r["gbps"] / r["stream_gbps"])
+    for rule in ("sgd", "rmsprop"):
+        torch_ratios = [r["ratio"] for r in records if r["rule"] == rule and r["library"] == "torch"]
+        assert 1.0 in torch_ratios  # torch's fastest path (by median), paired with itself
+    fused = [r for r in records if r["rule"] == "sgd" and r["impl"] == "fused"]
+    assert all(r["ratio_torch_fused"] is not None for r in fused)
+
+
+def test_tables_are_printed_with_the_targets(sgd_run):
+    _, stdout = sgd_run
+    assert "optproof.torch_impl vs torch.optim" in stdout
+    assert "float32 CPU targets" in stdout
+    assert "≤ 1.00" in stdout and "≤ 0.33" in stdout
