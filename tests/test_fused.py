@@ -242,6 +242,63 @@ def test_mixed_precision_state_dict_keeps_float32_state(path):
             assert other.state[p][key].dtype == torch.float32
 
 
+def _tie_grid(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """x = 1 + a·ulp and y = b·ulp/256 (a < 64, b < 256; both exact in ``dtype``), so that
+    x + y is exact in float32 and lies below, on (b = 128) or above the midpoint between
+    two ``dtype`` neighbours; plus an overflow that rounds to ±inf, a NaN and ±inf."""
+    ulp = torch.finfo(dtype).eps
+    a, b = torch.meshgrid(torch.arange(64.0), torch.arange(256.0), indexing="ij")
+    x, y = (1 + a * ulp).flatten(), (b * ulp / 256).flatten()
+    big = torch.finfo(dtype).max
+    x = torch.cat([x, -x, torch.tensor([big, -big, 1.0, 1.0, 1.0])])
+    y = torch.cat([y, -y, torch.tensor([big * ulp / 2, -big * ulp / 2, float("nan"),
+                                        float("inf"), -float("inf")])])
+    for t in (x, y):
+        torch.testing.assert_close(t.to(dtype).float(), t, rtol=0, atol=0, equal_nan=True)
+    return x.to(dtype), y.to(dtype)
+
+
+def _assert_rounded_like_torch(actual: torch.Tensor, exact32: torch.Tensor) -> None:
+    """``actual`` is torch's own float32 → dtype conversion of ``exact32``, bit for bit
+    (NaN only as NaN: torch's vectorised and scalar conversions differ in NaN payload)."""
+    expected = exact32.to(actual.dtype)
+    nan = expected.isnan()
+    assert torch.equal(actual.isnan(), nan)
+    mismatch = (actual.view(torch.int16) != expected.view(torch.int16)) & ~nan
+    assert not mismatch.any(), (exact32[mismatch][:5], actual[mismatch][:5], expected[mismatch][:5])
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
+def test_fused_kernel_rounds_to_storage_like_torch(dtype):
+    """The kernel's one rounding per stored value is round-to-nearest-even, overflow to ±inf
+    and gradual underflow — torch's ``Tensor.to`` — for the parameter and the state.
+
+    SGD with lr = 1 stores θ − g, and with μ = 1 the buffer b₁ + g₂, each exact in float32
+    by construction (``_tie_grid``); lr = ½ on multiples of the smallest subnormal lands
+    halfway between subnormals.  The bound-based oracle cannot tell a truncating or
+    ties-away conversion from a correct one (each is within a rounding or two); this can."""
+    x, y = _tie_grid(dtype)
+    p = torch.nn.Parameter(x.clone())
+    p.grad = -y
+    ours.SGD([p], lr=1.0, fused=True).step()
+    _assert_rounded_like_torch(p.detach(), x.float() + y.float())
+
+    p = torch.nn.Parameter(torch.zeros_like(x))
+    opt = ours.SGD([p], lr=1.0, momentum=1.0, fused=True)
+    p.grad = x.clone()
+    opt.step()  # b₁ = g₁, exact
+    p.grad = y.clone()
+    opt.step()  # b₂ = b₁ + g₂, rounded once into the state
+    _assert_rounded_like_torch(opt.state[p]["momentum_buffer"], x.float() + y.float())
+
+    tiny = torch.finfo(dtype).smallest_normal * torch.finfo(dtype).eps  # smallest subnormal
+    g = (torch.arange(-40.0, 41.0) * tiny).to(dtype)
+    p = torch.nn.Parameter(torch.zeros_like(g))
+    p.grad = g
+    ours.SGD([p], lr=0.5, fused=True).step()
+    _assert_rounded_like_torch(p.detach(), 0.0 - 0.5 * g.float())  # θ₀ = +0: +0 at g = 0
+
+
 def test_state_dtype_validation():
     with pytest.raises(ValueError, match="state_dtype must be None"):
         ours.Adam(make_params(torch.float32), state_dtype=torch.float16)
