@@ -60,11 +60,12 @@ CASES = [
     ("NAdam", {"lr": 1e-2}),
 ]
 MODES = ["fsdp2", "fsdp2-same-batch", "zero"]
-FOREACH = [False, True]
+#: every kernel path; the fused one runs on each rank's local shards (DTensor.to_local())
+PATHS = {"loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
-def case_key(mode: str, i: int, foreach: bool) -> str:
-    return f"{mode}/{CASES[i][0]}#{i}/{'foreach' if foreach else 'loop'}"
+def case_key(mode: str, i: int, path: str) -> str:
+    return f"{mode}/{CASES[i][0]}#{i}/{path}"
 
 
 # =========================================================================== the worker
@@ -172,8 +173,8 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
 
     for mode in MODES:
         for i, (name, kwargs) in enumerate(CASES):
-            for foreach in FOREACH:
-                key = case_key(mode, i, foreach)
+            for path, path_kwargs in PATHS.items():
+                key = case_key(mode, i, path)
                 rec = {"max_ulp": 0, "problems": [], "error": None, "seconds": 0.0}
                 t0 = time.perf_counter()
                 cls = getattr(ours, name)
@@ -183,11 +184,11 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
                     if mode == "zero":
                         net = DistributedDataParallel(m)
                         opt = ZeroRedundancyOptimizer(
-                            m.parameters(), optimizer_class=cls, foreach=foreach, **kwargs)
+                            m.parameters(), optimizer_class=cls, **path_kwargs, **kwargs)
                     else:
                         net = sharded(m)
-                        opt = cls(m.parameters(), foreach=foreach, **kwargs)
-                    ref_opt = cls(ref.parameters(), foreach=foreach, **kwargs)
+                        opt = cls(m.parameters(), **path_kwargs, **kwargs)
+                    ref_opt = cls(ref.parameters(), **path_kwargs, **kwargs)
                     pairs = list(zip(m.parameters(), ref.parameters()))
                     for step in range(STEPS):
                         x, y = batch(step, same=mode == "fsdp2-same-batch")
@@ -203,7 +204,7 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
                         ref_opt.zero_grad()
                         local = opt.optim if mode == "zero" else opt
                         compare(rec, pairs, local, ref_opt, local_only=mode == "zero")
-                    if mode == "fsdp2" and not foreach:
+                    if mode == "fsdp2" and path == "loop":
                         # state layout vs torch.optim on the same sharded model
                         tm = sharded(model())
                         tcls = getattr(torch.optim, name)
@@ -221,7 +222,7 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
                         # the FSDP2 checkpoint path (torch.distributed.checkpoint.state_dict)
                         osd = get_optimizer_state_dict(m, opt)
                         m2 = sharded(model())
-                        opt2 = cls(m2.parameters(), foreach=foreach, **kwargs)
+                        opt2 = cls(m2.parameters(), **path_kwargs, **kwargs)
                         set_optimizer_state_dict(m2, opt2, osd)
                         ulp, same_layout = 0, True
                         for p, p2 in zip(m.parameters(), m2.parameters()):
@@ -234,6 +235,44 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
                     rec["error"] = traceback.format_exc(limit=6)
                 rec["seconds"] = time.perf_counter() - t0
                 results["cases"][key] = rec
+
+    # fused=True where a gradient's placement differs from its parameter's (replicated
+    # parameters, sharded gradients): no local-shard kernel, the foreach path instead
+    from torch.distributed.tensor import Replicate, Shard, distribute_tensor, init_device_mesh
+
+    rec = {"max_ulp": 0, "problems": [], "error": None}
+    try:
+        mesh = init_device_mesh("cpu", (WORLD_SIZE,))
+        torch.manual_seed(0)
+        full_params = [torch.randn(5, 7), torch.randn(3)]
+        ps = [torch.nn.Parameter(distribute_tensor(t, mesh, [Replicate()])) for t in full_params]
+        qs = [torch.nn.Parameter(t.clone()) for t in full_params]
+        # the reference is the foreach path the fallback takes (the kernels agree within the
+        # bound, not bitwise)
+        opt, ref_opt = ours.Adam(ps, fused=True), ours.Adam(qs, foreach=True)
+        for step in range(STEPS):
+            g = torch.Generator().manual_seed(step)
+            for p, q in zip(ps, qs):
+                q.grad = torch.randn(q.shape, generator=g)
+                p.grad = distribute_tensor(q.grad.clone(), mesh, [Shard(0)])
+            opt.step()
+            ref_opt.step()
+            compare(rec, list(zip(ps, qs)), opt, ref_opt, local_only=False)
+    except Exception:  # noqa: BLE001
+        rec["error"] = traceback.format_exc(limit=6)
+    results["fused_mismatched_placements"] = rec
+
+    # the raw kernel never dereferences a DTensor (it has no memory of its own): a clear error
+    from optproof.torch_impl.fused import cpu as fused_cpu
+
+    fused_cpu.load()
+    p = next(sharded(model()).parameters())
+    try:
+        torch.ops.optproof_fused.step("sgd", 0, 0, [p.detach()], [p.detach().clone()], [],
+                                      torch.zeros(1, 16, dtype=torch.float64), [])
+        results["raw_dtensor"] = "no error"
+    except RuntimeError as e:
+        results["raw_dtensor"] = str(e)
 
     # foreach=None must treat DTensor params as torch does (torch.distributed.tensor appends
     # DTensor to torch.optim.optimizer._foreach_supported_types); CPU is not a foreach device
@@ -319,6 +358,9 @@ def job(tmp_path_factory):
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
+    from optproof.torch_impl.fused import cpu as fused_cpu
+
+    fused_cpu.load()  # compiled here once, so the ranks only load the cached extension
     for attempt in range(2):  # a second try only if someone grabbed the free port meanwhile
         out = tmp_path_factory.mktemp("dist")
         codes, logs, seconds = _launch(out)
@@ -334,14 +376,14 @@ def job(tmp_path_factory):
 
 
 PARAMS = [
-    pytest.param(mode, i, fe, id=case_key(mode, i, fe))
-    for mode in MODES for i in range(len(CASES)) for fe in FOREACH
+    pytest.param(mode, i, path, id=case_key(mode, i, path))
+    for mode in MODES for i in range(len(CASES)) for path in PATHS
 ]
 
 
-@pytest.mark.parametrize(("mode", "i", "foreach"), PARAMS)
-def test_sharded_equals_single_process_bitwise(job, mode, i, foreach):
-    key = case_key(mode, i, foreach)
+@pytest.mark.parametrize(("mode", "i", "path"), PARAMS)
+def test_sharded_equals_single_process_bitwise(job, mode, i, path):
+    key = case_key(mode, i, path)
     for res in job:
         rec = res["cases"][key]
         assert rec["error"] is None, f"rank {res['rank']}:\n{rec['error']}"
@@ -370,6 +412,18 @@ def test_fsdp2_checkpoint_round_trip(job, i):
     for res in job:
         rec = res["dcp"][f"{CASES[i][0]}#{i}"]
         assert rec == {"max_ulp": 0, "same_layout": True}, f"rank {res['rank']}"
+
+
+def test_fused_with_mismatched_placements_falls_back_bitwise(job):
+    for res in job:
+        rec = res["fused_mismatched_placements"]
+        assert rec["error"] is None, f"rank {res['rank']}:\n{rec['error']}"
+        assert rec["problems"] == [] and rec["max_ulp"] == 0, f"rank {res['rank']}: {rec}"
+
+
+def test_raw_kernel_rejects_a_dtensor_with_a_clear_error(job):
+    for res in job:
+        assert "tensor without CPU memory" in res["raw_dtensor"], res["raw_dtensor"]
 
 
 def test_default_foreach_treats_dtensor_like_torch(job):

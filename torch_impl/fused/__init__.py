@@ -16,6 +16,14 @@ runs the class's own rule on the foreach backend instead, after one warning.
 Mixed precision (``state_dtype=torch.float32`` with bfloat16/float16 parameters): the
 kernels read the float32 state, compute in float32 and round only the parameter store to
 its dtype; no extra pass.
+
+Sharded parameters (``torch.distributed.tensor.DTensor``, as FSDP2's ``fully_shard`` makes
+them): every rule is elementwise, so each rank runs the kernel on its local shards of θ, g
+and the state — under ``no_grad`` ``DTensor.to_local()`` is the shard's own storage, so
+the update lands in the DTensor — provided the gradient and the state share the
+parameter's mesh and placements (they do under FSDP2).  Otherwise, and for any other
+tensor subclass, the parameter runs the foreach path, which dispatches through the
+subclass.
 """
 
 from __future__ import annotations
@@ -71,8 +79,53 @@ def _update_scalars(xs: list[Tensor], factors: list[float], add: float) -> list[
     return torch.stack([x.reshape(()).to(xs[0].device, torch.float64) for x in xs]).tolist()
 
 
+_PLAIN = (Tensor, torch.nn.Parameter)
+
+
+def _dtensor_class() -> type | None:
+    if not torch.distributed.is_available():
+        return None
+    from torch.distributed.tensor import DTensor
+    return DTensor
+
+
+def _addressable(optimizer: Any, p: Tensor, dtensor: type | None) -> bool:
+    """Whether the kernels can address ``p``, its gradient and its state tensors: plain
+    tensors, or DTensors on one mesh with one placement (see the module docstring)."""
+    if type(p) in _PLAIN and type(p.grad) in _PLAIN:  # its state was made like it
+        return True
+    tensors = [p.grad, *(v for v in optimizer.state.get(p, {}).values()
+                         if isinstance(v, Tensor) and v.shape == p.shape)]
+    return dtensor is not None and isinstance(p, dtensor) and all(
+        isinstance(t, dtensor) and t.device_mesh == p.device_mesh and t.placements == p.placements
+        for t in tensors)
+
+
+def _local(t: Tensor, dtensor: type | None) -> Tensor:
+    """A DTensor's local shard (the storage itself under ``no_grad``), else ``t``."""
+    return t.to_local() if dtensor is not None and isinstance(t, dtensor) else t
+
+
 def step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
-    """One fused step of ``group`` for ``params`` (those with a gradient)."""
+    """One fused step of ``group`` for ``params`` (those with a gradient).
+
+    Under ``torch.compile`` it runs eagerly, outside the graph (a graph break): the kernels
+    are opaque C++/Triton calls fed by host-side bookkeeping (step counters read back as
+    Python floats), which a graph cannot hold.
+    """
+    if torch.compiler.is_compiling():
+        return torch.compiler.disable(_step)(optimizer, group, params)
+    return _step(optimizer, group, params)
+
+
+def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
+    dtensor = None
+    if not all(type(p) in _PLAIN and type(p.grad) in _PLAIN for p in params):
+        dtensor = _dtensor_class()
+        foreign = [p for p in params if not _addressable(optimizer, p, dtensor)]
+        _run_foreach(optimizer, group, foreign)
+        skip = {id(p) for p in foreign}
+        params = [p for p in params if id(p) not in skip]
     all_cpu = _check(params) and force_backend != "triton"
     if not (all_cpu and cpu.load() is not None):
         params = _fallback(optimizer, group, params)
@@ -123,14 +176,19 @@ def step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
         rows = [row_of[key] for key in keys_per_tensor]
 
     scalars = torch.tensor(table, dtype=torch.float64)
+    grads = [p.grad for p in params]
+    if dtensor is not None:  # the kernels address the local shards
+        grads = [_local(g_, dtensor) for g_ in grads]
+        states = [{k: _local(s[k], dtensor) for k in keys} for s in states]
+        params = [_local(p, dtensor) for p in params]
     if all_cpu:  # one call for the whole group, whatever its dtypes (dispatched per tensor)
-        cpu.step(rule.kernel, variant, flags, params, [p.grad for p in params],
-                 [s[k] for k in keys for s in states], scalars, rows)
+        cpu.step(rule.kernel, variant, flags, params, grads, [s[k] for k in keys for s in states],
+                 scalars, rows)
         return
     for idx in _buckets(params, states, keys):
         b_params = [params[i] for i in idx]
         kernel = _kernel(b_params[0].device.type)
-        kernel(rule.kernel, variant, flags, b_params, [p.grad for p in b_params],
+        kernel(rule.kernel, variant, flags, b_params, [grads[i] for i in idx],
                [states[i][k] for k in keys for i in idx], scalars.to(b_params[0].device),
                [rows[i] for i in idx] if rows else [])
 
@@ -160,13 +218,17 @@ def _kernel(device_type: str):
     return None
 
 
-def _fallback(optimizer, group, params) -> list:
-    """Params whose device has no kernel run the class's own rule on the foreach backend
-    (same results within the derived bound); the rest are returned."""
+def _run_foreach(optimizer, group, params) -> None:
+    """The class's own rule on the foreach backend (same results within the derived bound)."""
     from .._base import FOREACH, group_by_device_and_dtype
 
+    for idx in group_by_device_and_dtype(params):
+        optimizer._run(group, [params[i] for i in idx], FOREACH)
+
+
+def _fallback(optimizer, group, params) -> list:
+    """Params whose device has no kernel run the foreach path; the rest are returned."""
     kernels = {t: _kernel(t) for t in {p.device.type for p in params}}
     missing = [p for p in params if kernels[p.device.type] is None]
-    for idx in group_by_device_and_dtype(missing):
-        optimizer._run(group, [missing[i] for i in idx], FOREACH)
+    _run_foreach(optimizer, group, missing)
     return [p for p in params if kernels[p.device.type] is not None] if missing else params

@@ -204,6 +204,10 @@ static void run(at::TensorList params, at::TensorList grads, at::TensorList stat
   std::vector<at::Tensor> keep;                              // temporaries kept alive
   std::vector<std::pair<at::Tensor, at::Tensor>> write_back;  // (strided output, dense copy)
   auto dense = [&](const at::Tensor& t, bool output) -> const at::Tensor& {
+    // a wrapper tensor subclass (DTensor) or a fake/meta tensor has no memory to address
+    TORCH_CHECK(t.has_storage() && t.storage().data() != nullptr,
+                "optproof_fused: a tensor without CPU memory (a tensor subclass such as DTensor, "
+                "or a fake/meta tensor) reached the CPU kernel; pass its local tensor");
     if (t.is_contiguous()) return t;
     keep.push_back(t.contiguous());  // non-contiguous views: compute on a dense copy
     if (output) write_back.emplace_back(t, keep.back());
