@@ -478,3 +478,42 @@ def _pg_defaults():
     from optproof.torch_impl.param_groups import DEFAULT_NO_DECAY
 
     return DEFAULT_NO_DECAY
+
+
+@pytest.mark.parametrize("path", [{"foreach": False}, {"foreach": True}, {"fused": True}],
+                         ids=["for-loop", "foreach", "fused"])
+@pytest.mark.parametrize("name", ["AdamW", "SGD", "NAdam"])
+def test_grad_scaler_steps_on_unscaled_gradients_and_skips_infinite_ones(name, path):
+    """``torch.amp.GradScaler`` drives every path: it unscales the gradients (a power-of-two
+    scale, so exactly) before the step and skips a step whose gradients overflowed. The run
+    with the scaler equals the same optimizer fed the unscaled gradients directly, bit for
+    bit, with the overflowed step left out."""
+    kwargs = {"lr": 0.1, "momentum": 0.9} if name == "SGD" else {}
+
+    def run(scaled: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Linear(4, 3)
+        opt = getattr(ours, name)(model.parameters(), **kwargs, **path)
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 12)
+        for k in range(4):
+            x = torch.randn(8, 4, generator=torch.Generator().manual_seed(k))
+            if k == 2:
+                x[0, 0] = float("inf")  # this step's gradients overflow
+            opt.zero_grad()
+            loss = model(x).square().mean()
+            if scaled:
+                scaler.scale(loss).backward()
+                scaler.step(opt)
+                scaler.update()
+            else:
+                loss.backward()
+                if all(p.grad.isfinite().all() for p in model.parameters()):
+                    opt.step()
+        return model, opt
+
+    (ma, oa), (mb, ob) = run(scaled=True), run(scaled=False)
+    for a, b in zip(ma.parameters(), mb.parameters()):
+        assert torch.equal(a, b)
+        assert oa.state[a].keys() == ob.state[b].keys()
+        for key, value in oa.state[a].items():
+            assert torch.equal(value, ob.state[b][key]), key
