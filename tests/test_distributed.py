@@ -277,8 +277,7 @@ def _worker() -> None:  # noqa: C901 -- a flat script is the clearest here
     fused_cpu.load()
     p = next(sharded(model()).parameters())
     try:
-        torch.ops.optproof_fused.step("sgd", 0, 0, [p.detach()], [p.detach().clone()], [],
-                                      torch.zeros(1, 16, dtype=torch.float64), [])
+        fused_cpu.step("sgd", 0, 0, [p.detach()], [p.detach().clone()], [], [], [0.0] * 16, [])
         results["raw_dtensor"] = "no error"
     except RuntimeError as e:
         results["raw_dtensor"] = str(e)

@@ -21,6 +21,7 @@ only the first run on a fresh machine pays ~20-60 s.
 
 from __future__ import annotations
 
+import copy
 import os
 
 import pytest
@@ -146,13 +147,13 @@ def test_triton_kernel_bitwise_equals_cpu_kernel(rule, variant, dtype):
     states = [(torch.rand(p.shape, generator=gen) + 0.5).to(dtype) for _ in range(ns) for p in params]
     table = [[0.01, 0.999, 0.9, 0.1, 0.999, 0.001, -1e-3, 0.5, 1e-8, -0.01] + [0.0] * 6,
              [0.0, 1.0, 0.5, 0.5, 0.9, 0.1, -0.1, 0.9, 1e-3, -0.1] + [0.0] * 5 + [1.0]]
-    scalars = torch.tensor(table, dtype=torch.float64)
+    scalars = [x for row in table for x in row]
     for flags, rows in [(3, []), (0, [0, 1, 1]), (1, [1, 0, 1])]:
         a = [t.clone() for t in params], [t.clone() for t in states]
         b = [t.clone() for t in params], [t.clone() for t in states]
         triton_backend.step(rule, variant, flags, a[0], grads, a[1], scalars, rows)
         fused_cpu.load()
-        fused_cpu.step(rule, variant, flags, b[0], grads, b[1], scalars, rows)
+        assert fused_cpu.step(rule, variant, flags, b[0], grads, b[1], [], scalars, rows)
         for x, y in zip(a[0] + a[1], b[0] + b[1]):
             assert torch.equal(x.isnan(), y.isnan())
             assert torch.equal(x.nan_to_num(0), y.nan_to_num(0)), (x, y)
@@ -347,3 +348,69 @@ def test_fallback_without_compiler_runs_foreach(monkeypatch):
         ob.step()
     for a, b in zip(pa, pb):
         assert torch.equal(a, b)
+
+
+# --------------------------------------------------------------------------- counters
+
+
+def _state_bits(opt, params) -> list[torch.Tensor]:
+    return [p.detach().clone() for p in params] + [
+        v.clone() for p in params for v in opt.state[p].values() if isinstance(v, torch.Tensor)]
+
+
+@pytest.mark.parametrize("name,kwargs", [("Adam", {"amsgrad": True}), ("Adagrad", {"lr_decay": 0.1}),
+                                         ("NAdam", {"weight_decay": 0.1})])
+def test_remembered_counters_step_like_counters_read_afresh(name, kwargs, monkeypatch):
+    """A usual CPU step computes its scalars from the counter values the optimizer remembers
+    from its last step, and the kernel checks every counter against them before it writes.
+    Whatever happens to the counters in between — a parameter without a gradient (its step
+    lags), a counter set by hand, a checkpoint loaded — the result is bitwise the one
+    computed from the counters read afresh at every step, and the remembered values are
+    used on the undisturbed steps."""
+    calls = []
+    update = fused_cpu.update_counters
+    monkeypatch.setattr(fused_cpu, "update_counters", lambda *a: calls.append(1) or update(*a))
+
+    def run(forget: bool):
+        extra = torch.randn(5, generator=torch.Generator().manual_seed(3))
+        params = make_params(torch.float32)[:2] + [extra.requires_grad_()]
+        opt = getattr(ours, name)(params, fused=True, **kwargs)
+        saved = None
+        for k in range(9):
+            grads_at(params, k)
+            if k == 2:
+                saved = copy.deepcopy(opt.state_dict())
+            if k == 4:
+                opt.state[params[0]]["step"].fill_(40.0)
+                if name == "NAdam":
+                    opt.state[params[1]]["mu_product"].mul_(0.5)
+            if k == 6:
+                opt.load_state_dict(saved)
+            if k == 7:
+                params[2].grad = None
+            if forget:
+                opt.__dict__.get("_fused_counters", {}).clear()
+            opt.step()
+        return _state_bits(opt, params)
+
+    remembered = run(False)
+    used_memo = 9 - len(calls) // (2 if name == "NAdam" else 1)
+    read_afresh = run(True)
+    assert used_memo >= 4  # steps 1, 2, 3 and 5 need no read
+    for a, b in zip(remembered, read_afresh, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_kernel_rejects_a_row_that_does_not_match_its_counters():
+    fused_cpu.load()
+    p, g, m, v = (torch.rand(8) for _ in range(4))
+    step = torch.tensor(3.0)
+    before = [t.clone() for t in (p, m, v, step)]
+    row = [0.0, 1.0, 0.9, 0.1, 0.999, 0.001, -1e-3, 1.0, 1e-8, 0.0] + [0.0] * 6
+    row[10:12] = [2.0, 3.0]  # expects step == 2 before the step: it is 3
+    assert not fused_cpu.step("adam", 0, 0, [p], [g], [m, v], [step], row, [])
+    for a, b in zip((p, m, v, step), before):
+        assert torch.equal(a, b)
+    row[10:12] = [3.0, 4.0]
+    assert fused_cpu.step("adam", 0, 0, [p], [g], [m, v], [step], row, [])
+    assert step.item() == 4.0 and not torch.equal(p, before[0])

@@ -437,8 +437,6 @@ class OptimizerBase(torch.optim.Optimizer):
         if group.get("capturable"):
             self._check_capturable(params)
         if group.get("fused"):
-            from . import fused
-
             return fused.step(self, group, params)
         foreach = group.get("foreach")
         if foreach is None:
@@ -553,3 +551,7 @@ def _scalar(x: Any, capturable: bool, device: torch.device | None) -> Any:
             return x.reshape(()).to(device=device, dtype=torch.float64)
         return x.item()
     return x
+
+
+# the fused path imports state_dtype_for from this module, so it is imported last
+from . import fused  # noqa: E402

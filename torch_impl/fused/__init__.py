@@ -36,7 +36,7 @@ from torch import Tensor
 
 from . import cpu
 from .._base import state_dtype_for
-from .rules import N_SCALARS, RULES, nadam_mus, rule_for
+from .rules import RULE_SLOTS, RULES, nadam_mus, rule_for
 
 __all__ = ["step", "RULES", "rule_for", "SUPPORTED_DEVICES", "MAXIMIZE", "L2"]
 
@@ -66,10 +66,10 @@ def _check(params: list[Tensor]) -> bool:
 
 
 def _update_scalars(xs: list[Tensor], factors: list[float], add: float) -> list[float]:
-    """``x ← x·f + add`` on 0-d tensors (step counters, mu_products), returning the new
-    values: one C++ call on CPU, a foreach op and one device→host copy elsewhere."""
+    """``x ← x·f + add`` on 0-d counters (step, mu_product), returning the new values: one
+    C++ call on CPU, a foreach op and one device→host copy elsewhere."""
     if all(x.is_cpu for x in xs) and cpu.load() is not None:
-        return cpu.update_scalars(xs, factors, add)
+        return cpu.update_counters(xs, factors, add)
     if len(set(factors)) == 1:
         torch._foreach_mul_(xs, factors[0])
     else:
@@ -143,7 +143,6 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
     n = len(params)
     first = [False] * n
     if rule.kernel == "sgd":
-        ts: list[Any] = [None] * n
         keys = ("momentum_buffer",) if variant else ()
         states = [optimizer.state[p] for p in params] if variant else [{}] * n
         for i, (p, s) in enumerate(zip(params, states)):
@@ -151,54 +150,102 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
                 s["momentum_buffer"] = torch.empty_like(p, dtype=state_dtype_for(group, p),
                                                         memory_format=torch.preserve_format)
                 first[i] = True
+        counters: list[Tensor] = []
     else:
         keys = optimizer._tensor_state_keys_for(group)
         states = [optimizer.state[p] for p in params]
-        ts = _update_scalars([s["step"] for s in states], [1.0], 1.0)
-    extras: list[Any] = [None] * n
-    if rule.kernel == "nadam":  # Π_t ← Π_{t−1} μ_t in place, as the for-loop path
-        mus = {t: nadam_mus(group, t)[0] for t in set(ts)}
-        extras = _update_scalars([s["mu_product"] for s in states],
-                                 [mus[t] for t in ts] if len(mus) > 1 else [mus[ts[0]]], 0.0)
+        counters = [s["step"] for s in states]
+        if rule.kernel == "nadam":
+            counters += [s["mu_product"] for s in states]
 
-    # one scalar row per distinct (t, extra, first step); usually one for the whole group
-    def make_row(t, extra, f) -> list[float]:
+    def row(t, extra, f, counts=(0.0,) * 5) -> list[float]:
+        """The scalar row of step ``t`` (``extra``: NAdam's Π_t; layout in :mod:`.rules`)."""
         factor = 1 - rule.decay_lr(group, t, lr) * wd if decoupled else 1.0
-        row = [wd if flags & L2 else 0.0, factor, *rule.scalars(group, t, lr, extra)]
-        return row + [0.0] * (N_SCALARS - 1 - len(row)) + [1.0 if f else 0.0]
+        rule_scalars = rule.scalars(group, t, lr, extra)
+        return [wd if flags & L2 else 0.0, factor, *rule_scalars,
+                *(0.0,) * (RULE_SLOTS - len(rule_scalars)), *counts, 1.0 if f else 0.0]
 
-    keys_per_tensor = list(zip(ts, extras, first))
-    distinct = dict.fromkeys(keys_per_tensor)
-    table = [make_row(*key) for key in distinct]
-    rows: list[int] = []
-    if len(table) > 1:
-        row_of = {key: r for r, key in enumerate(distinct)}
-        rows = [row_of[key] for key in keys_per_tensor]
-
-    scalars = torch.tensor(table, dtype=torch.float64)
     grads = [p.grad for p in params]
+    tensors = [s[k] for k in keys for s in states]
     if dtensor is not None:  # the kernels address the local shards
         grads = [_local(g_, dtensor) for g_ in grads]
-        states = [{k: _local(s[k], dtensor) for k in keys} for s in states]
+        tensors = [_local(t_, dtensor) for t_ in tensors]
         params = [_local(p, dtensor) for p in params]
+    args = (rule.kernel, variant, flags, params, grads, tensors)
     if all_cpu:  # one call for the whole group, whatever its dtypes (dispatched per tensor)
-        cpu.step(rule.kernel, variant, flags, params, grads, [s[k] for k in keys for s in states],
-                 scalars, rows)
+        if counters:
+            _cpu_step_counted(optimizer, group, rule, row, args, counters)
+        else:
+            table, rows = _table([row(None, None, f) for f in first])
+            cpu.step(*args, [], table, rows)
         return
-    for idx in _buckets(params, states, keys):
+    if counters:  # step += 1 (and Π ← Π·μ) on the device, then the values on the host
+        table, rows = _table([row(t, pi, False) for t, pi in _advance(group, rule, counters, n)])
+    else:
+        table, rows = _table([row(None, None, f) for f in first])
+    for idx in _buckets(params, tensors, len(keys)):
         b_params = [params[i] for i in idx]
         kernel = _kernel(b_params[0].device.type)
         kernel(rule.kernel, variant, flags, b_params, [grads[i] for i in idx],
-               [states[i][k] for k in keys for i in idx], scalars.to(b_params[0].device),
+               [tensors[j * n + i] for j in range(len(keys)) for i in idx], table,
                [rows[i] for i in idx] if rows else [])
 
 
-def _buckets(params, states, keys) -> list[list[int]]:
+def _table(per_tensor: list[list[float]]) -> tuple[list[float], list[int]]:
+    """The distinct rows of ``per_tensor``, concatenated, and each tensor's row index (an
+    empty index list when one row serves every tensor, the usual case)."""
+    index: dict[tuple, int] = {}
+    rows = [index.setdefault(tuple(r), len(index)) for r in per_tensor]
+    table = [x for r in index for x in r]
+    return table, ([] if len(index) == 1 else rows)
+
+
+def _cpu_step_counted(optimizer, group, rule, row, args, counters: list[Tensor]) -> None:
+    """One C++ call that checks and advances the counters and steps every element.
+
+    The scalars depend on the counters' new values, which the host does not read on the
+    usual step: it remembers, per param group, the values a uniform group's counters took at
+    the last step (``t``, and NAdam's Π) and computes the row from them; the kernel checks
+    every counter against that row before it writes anything.  On a mismatch — the first
+    step, a loaded checkpoint, a counter set by hand, tensors of a group stepped unevenly —
+    the counters are advanced and read back first (one more call), as on the CUDA path.
+    """
+    memo = optimizer.__dict__.setdefault("_fused_counters", {})
+    key, n = id(group), len(args[3])
+    known = memo.get(key)
+    if known is not None:
+        t_old, pi_old = known
+        t, mu, pi = t_old + 1.0, 0.0, 0.0
+        if rule.kernel == "nadam":
+            mu = nadam_mus(group, t)[0]
+            pi = pi_old * mu
+        if cpu.step(*args, counters, row(t, pi, False, (t_old, t, pi_old, pi, mu)), []):
+            memo[key] = (t, pi)
+            return
+    counts = _advance(group, rule, counters, n)
+    table, rows = _table([row(t, pi, False) for t, pi in counts])
+    cpu.step(*args, [], table, rows)
+    if rows:
+        memo.pop(key, None)
+    else:
+        memo[key] = counts[0]
+
+
+def _advance(group, rule, counters: list[Tensor], n: int) -> list[tuple[float, float]]:
+    """``step += 1`` (and NAdam's Π_t ← Π_{t−1}·μ_t) on every counter; (t, Π_t) per tensor
+    (Π 0.0 for the other rules), as the counters hold them now."""
+    ts = _update_scalars(counters[:n], [1.0], 1.0)
+    if rule.kernel != "nadam":
+        return [(t, 0.0) for t in ts]
+    mus = [nadam_mus(group, t)[0] for t in ts]
+    return list(zip(ts, _update_scalars(counters[n:], mus if len(set(mus)) > 1 else mus[:1], 0.0)))
+
+
+def _buckets(params, tensors, n_keys: int) -> list[list[int]]:
     """Indices bucketed by (device, param dtype, state dtype), first-seen order."""
     buckets: dict[tuple, list[int]] = {}
-    k0 = keys[0] if keys else None
     for i, p in enumerate(params):
-        sd = states[i][k0].dtype if k0 is not None else None
+        sd = tensors[i].dtype if n_keys else None
         buckets.setdefault((p.device, p.dtype, sd), []).append(i)
     return list(buckets.values())
 

@@ -89,7 +89,8 @@ def load(verbose: bool = False):
                       extra_ldflags=LDFLAGS,
                       is_python_module=False, verbose=verbose)
                 ops = torch.ops.optproof_fused
-                ops.step  # noqa: B018 - raises if the library did not register
+                # the overloads themselves: a call skips the packet's overload resolution
+                _state["step"], _state["update"] = ops.step.default, ops.update_counters.default
                 reason = ""
             except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, build error
                 reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
@@ -105,11 +106,14 @@ def load(verbose: bool = False):
         return ops
 
 
-def step(rule: str, variant: int, flags: int, params, grads, states, scalars, rows) -> None:
-    """Run the kernel on one bucket (see ``csrc/fused_cpu.cpp`` for the arguments)."""
-    _state["ops"].step(rule, variant, flags, params, grads, states, scalars, rows)
+def step(rule: str, variant: int, flags: int, params, grads, states, counters, scalars,
+         rows) -> bool:
+    """Run the kernel on one bucket and advance its counters (see ``csrc/fused_cpu.cpp``);
+    False, with nothing written, if a counter does not hold the value its row expects."""
+    return _state["step"](rule, variant, flags, params, grads, states, counters, scalars, rows)
 
 
-def update_scalars(xs, factors, add: float) -> list[float]:
-    """``x ← x·f + add`` on 1-element CPU tensors, in their dtype; returns the new values."""
-    return _state["ops"].update_scalars(xs, factors, add)
+def update_counters(xs, factors, add: float) -> list[float]:
+    """``x ← x·f + add`` on 1-element CPU tensors (step counters, mu_products), in their
+    dtype; returns the new values."""
+    return _state["update"](xs, factors, add)

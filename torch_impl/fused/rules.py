@@ -62,10 +62,14 @@ from typing import Any
 
 import torch
 
-__all__ = ["FusedRule", "RULES", "rule_for", "N_SCALARS"]
+__all__ = ["FusedRule", "RULES", "rule_for", "RULE_SLOTS"]
 
-#: width of one scalar row (the kernels read a fixed-size row)
-N_SCALARS = 16
+#: The kernels' scalar row is 16 float64 values (``Slot`` in ``csrc/fused_cpu.cpp``, the
+#: offsets ``triton.py`` reads): λ for L2 decay, the decoupled decay factor, the rule's
+#: scalars (``RULE_SLOTS`` at most, in the order of :attr:`FusedRule.scalars`), the counter
+#: values the row was computed from (CPU only: ``step`` before and after the step, NAdam's Π
+#: before and after, μ_t), and the first-step flag (SGD's momentum buffer).
+RULE_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -141,7 +145,16 @@ RULES: dict[str, FusedRule] = {
 
 def rule_for(optimizer: torch.optim.Optimizer) -> FusedRule:
     """The fused rule of ``optimizer``'s class (or of its nearest registered base: AdamW → Adam)."""
-    for cls in type(optimizer).__mro__:
-        if cls.__name__ in RULES and cls.__module__.startswith(__package__.rsplit(".", 1)[0]):
-            return RULES[cls.__name__]
-    raise RuntimeError(f"{type(optimizer).__name__} has no fused kernel")
+    cls = type(optimizer)
+    rule = _RULE_OF_CLASS.get(cls)
+    if rule is None:
+        package = __package__.rsplit(".", 1)[0]
+        rule = next((RULES[c.__name__] for c in cls.__mro__
+                     if c.__name__ in RULES and c.__module__.startswith(package)), None)
+        if rule is None:
+            raise RuntimeError(f"{cls.__name__} has no fused kernel")
+        _RULE_OF_CLASS[cls] = rule
+    return rule
+
+
+_RULE_OF_CLASS: dict[type, FusedRule] = {}

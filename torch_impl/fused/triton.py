@@ -1,9 +1,9 @@
 """The CUDA backend of the fused path: one Triton launch per (device, dtype) bucket.
 
-A bucket of tensors is flattened into tables, not copied: int64 tables of the data pointers of
-every parameter, gradient and state tensor, the number of elements and the scalar row of each
-tensor, and a block table ``(tensor, first element)`` with one entry per ``BLOCK`` elements
-of every tensor.  Program ``pid`` reads its block's tensor, casts the table entries to typed
+A bucket of tensors is flattened into tables, not copied: one int64 table of the data pointers
+of every parameter, gradient and state tensor, the number of elements and the scalar row of
+each tensor, and a block table ``(tensor, first element)`` with one entry per ``BLOCK``
+elements of every tensor (built once per set of sizes and cached on the device).  Program ``pid`` reads its block's tensor, casts the table entries to typed
 pointers and updates ``BLOCK`` elements — the same single pass, prologue and per-rule element
 update as the C++ kernel (the math, with its sources, is in :mod:`.rules`; the element updates
 are the ``@triton.jit`` functions below, one per rule, selected by a ``tl.constexpr``).
@@ -16,12 +16,13 @@ counts.  Scalars are float64 rows computed on the host and cast once in the kern
 
 Status: exercised on CPU tensors under ``TRITON_INTERPRET=1`` by ``tests/test_fused.py``
 (numpy executes the kernel); **not yet run on a GPU** — no device was available when it was
-written.  Step counters stay on the device (``_update_scalars`` does one device→host copy
-per step for the float64 scalars).
+written.  Step counters stay on the device (``_update_scalars`` in ``__init__.py`` does one
+device→host copy per step for the float64 scalars).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -226,13 +227,23 @@ if triton is not None:
             _store(s2p + offs, d, mask, S_DT)
 
 
-def _table(values: list[int], device) -> torch.Tensor:
-    return torch.tensor(values, dtype=torch.int64, device=device)
+@functools.lru_cache(maxsize=64)
+def _blocks(numels: tuple[int, ...], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The block table of a bucket: for each ``BLOCK`` elements of each tensor, the tensor's
+    index and the block's first element (int64, on ``device``).  It depends on the sizes only,
+    so a training loop builds it once."""
+    counts = torch.tensor([-(-m // BLOCK) for m in numels], dtype=torch.int64)
+    tensor = torch.repeat_interleave(torch.arange(len(numels)), counts)
+    first = torch.cumsum(counts, 0) - counts
+    start = (torch.arange(tensor.numel()) - first[tensor]) * BLOCK
+    return tensor.to(device), start.to(device)
 
 
 def step(rule: str, variant: int, flags: int, params, grads, states, scalars, rows) -> None:
     """One launch for a bucket (same device, param dtype and state dtype); arguments as the
-    C++ kernel's.  Non-contiguous tensors are computed on dense copies and written back."""
+    C++ kernel's (``scalars``: the rows, concatenated; no counters: on CUDA the host advances
+    them).  Non-contiguous tensors are computed on dense copies and written back.  Per step
+    the host sends two small tables (pointers, sizes and rows; the scalars): two copies."""
     n = len(params)
     ns = N_STATES[rule](variant)
     if not n:
@@ -254,21 +265,21 @@ def step(rule: str, variant: int, flags: int, params, grads, states, scalars, ro
     ss = [dense(s, True) for s in states]
     s_dtype = ss[0].dtype if ns else p_dtype
     numels = [p.numel() for p in ps]
-    block_tensor, block_start = [], []
-    for i, m in enumerate(numels):
-        for start in range(0, m, BLOCK):
-            block_tensor.append(i)
-            block_start.append(start)
-    if not block_tensor:
+    block_tensor, block_start = _blocks(tuple(numels), device)
+    if not block_tensor.numel():
         return
-    zeros = [0] * n
-    state_tables = [_table([ss[j * n + i].data_ptr() for i in range(n)], device) if j < ns
-                    else _table(zeros, device) for j in range(3)]
+    # one int64 table, rows of n: θ, g and three state pointers (0 where a rule has fewer
+    # states), the sizes, the scalar rows
+    table = [t.data_ptr() for t in ps] + [t.data_ptr() for t in gs]
+    for j in range(3):
+        table += [ss[j * n + i].data_ptr() for i in range(n)] if j < ns else [0] * n
+    table += numels + (list(rows) if rows else [0] * n)
+    p_ptrs, g_ptrs, s0_ptrs, s1_ptrs, s2_ptrs, sizes, row_of = torch.tensor(
+        table, dtype=torch.int64, device=device).view(7, n)
     ct = tl.float64 if p_dtype == torch.float64 else tl.float32
-    _fused_kernel[(len(block_tensor),)](
-        _table([p.data_ptr() for p in ps], device), _table([g.data_ptr() for g in gs], device),
-        *state_tables, _table(numels, device), _table(list(rows) if rows else zeros, device),
-        _table(block_tensor, device), _table(block_start, device), scalars.to(device),
+    _fused_kernel[(block_tensor.numel(),)](
+        p_ptrs, g_ptrs, s0_ptrs, s1_ptrs, s2_ptrs, sizes, row_of, block_tensor, block_start,
+        torch.tensor(scalars, dtype=torch.float64, device=device),
         RULE=RULE_IDS[rule], V=variant, NS=ns, P_DT=_TL_DTYPES[p_dtype],
         S_DT=_TL_DTYPES[s_dtype], CT=ct, MAXIMIZE=bool(flags & 1), L2=bool(flags & 2),
         BLOCK=BLOCK, **({} if interpreting() else {"enable_fp_fusion": False}))

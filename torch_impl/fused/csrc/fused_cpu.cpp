@@ -9,6 +9,10 @@
 // optproof/torch_impl/fused/rules.py exactly as the for-loop path computes them, and are
 // cast once to opmath here.  The math of each rule, with its sources, is in rules.py.
 //
+// The same call advances the per-tensor 0-d counters (state['step'], NAdam's
+// state['mu_product']) the row's scalars were computed from: one call per step, no separate
+// counter update and no scalar tensor to build (see `advance`).
+//
 // Built by optproof/torch_impl/fused/cpu.py with torch.utils.cpp_extension.load (a
 // persistent cache, about 20-60 s once per machine); registered as torch.ops.optproof_fused.step.
 
@@ -31,9 +35,13 @@ template <typename T> struct Opmath { using type = float; };
 template <> struct Opmath<double> { using type = double; };
 
 enum Flag : int64_t { MAXIMIZE = 1, L2 = 2 };
-// scalar row layout: [l2_weight_decay, decoupled_decay_factor, rule scalars..., first step]
+// scalar row layout (rules.py, ROW_SLOTS): [l2_weight_decay, decoupled_decay_factor, rule
+// scalars (at most 8)..., the counters the row expects before and after the step, first step]
 constexpr int kMaxScalars = 16;
-enum Slot : int { WD = 0, DECAY = 1, R = 2, FIRST_SLOT = kMaxScalars - 1 };
+enum Slot : int {
+  WD = 0, DECAY = 1, R = 2, T_OLD = 10, T_NEW = 11, PI_OLD = 12, PI_NEW = 13, MU = 14,
+  FIRST_SLOT = kMaxScalars - 1
+};
 
 // ---------------------------------------------------------------- rules (see rules.py)
 
@@ -186,19 +194,70 @@ static RangeFn pick(at::ScalarType pt, at::ScalarType st) {
 
 // All tensors of a param group in one call, whatever their dtypes: each becomes an Item, and
 // one parallel region splits the range of all their elements evenly across the threads.
+// ---------------------------------------------------------------- per-tensor counters
+
+// Calls f(pointer, next) with a 1-element float32/float64 counter's address and its next value
+// x * factor + add, computed in the counter's own dtype (as `step += 1` and
+// `mu_product.mul_(mu)` do); returns what f returns.
+template <typename F>
+static bool with_counter(const at::Tensor& x, double factor, double add, F f) {
+  TORCH_CHECK(x.numel() == 1 && x.is_cpu(), "optproof_fused: counters must be 1-element CPU tensors");
+  if (x.scalar_type() == at::kFloat) {
+    float* v = x.data_ptr<float>();
+    return f(v, *v * static_cast<float>(factor) + static_cast<float>(add));
+  }
+  TORCH_CHECK(x.scalar_type() == at::kDouble, "optproof_fused: step/mu_product must be float32 or "
+              "float64, got ", x.scalar_type());
+  double* v = x.data_ptr<double>();
+  return f(v, *v * factor + add);
+}
+
+// counters: none, one step tensor per parameter, or (NAdam) those followed by one mu_product
+// per parameter.  Each must hold the value its row's scalars were computed from (T_OLD,
+// PI_OLD) and become the one they assume (T_NEW, PI_NEW; NaN equals NaN): all are checked
+// before any is written; false, with nothing written, on a mismatch.
+static bool advance_counters(at::TensorList counters, int64_t n, const double* c,
+                             c10::IntArrayRef rows) {
+  if (counters.empty()) return true;
+  const bool mu = static_cast<int64_t>(counters.size()) == 2 * n;
+  TORCH_CHECK(mu || static_cast<int64_t>(counters.size()) == n, "optproof_fused: expected 0, ", n,
+              " or ", 2 * n, " counters, got ", counters.size());
+  auto same = [](double a, double b) { return a == b || (a != a && b != b); };
+  for (const bool write : {false, true}) {
+    for (int64_t i = 0; i < n; ++i) {
+      const double* r = c + kMaxScalars * (rows.empty() ? 0 : rows[i]);
+      for (int j = 0; j < (mu ? 2 : 1); ++j) {
+        const double old = r[j ? PI_OLD : T_OLD], expected = r[j ? PI_NEW : T_NEW];
+        const bool ok = with_counter(counters[j * n + i], j ? r[MU] : 1.0, j ? 0.0 : 1.0,
+                                     [&](auto* v, auto next) {
+          if (!same(*v, old) || !same(next, expected)) return false;
+          if (write) *v = next;
+          return true;
+        });
+        if (!ok) return false;
+      }
+    }
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- the driver, continued
+
 template <class Rule, int V>
-static void run(at::TensorList params, at::TensorList grads, at::TensorList states,
-                const at::Tensor& scalars, c10::IntArrayRef rows, int64_t flags) {
+static bool run(at::TensorList params, at::TensorList grads, at::TensorList states,
+                at::TensorList counters, c10::ArrayRef<double> scalars, c10::IntArrayRef rows,
+                int64_t flags) {
   constexpr int NS = Rule::states(V);
   const int64_t n = params.size();
   TORCH_CHECK(static_cast<int64_t>(grads.size()) == n, "optproof_fused: params/grads length mismatch");
   TORCH_CHECK(static_cast<int64_t>(states.size()) == NS * n, "optproof_fused: expected ", NS,
               " state tensors per parameter, got ", states.size(), " for ", n);
-  TORCH_CHECK(scalars.scalar_type() == at::kDouble && scalars.is_contiguous() && scalars.is_cpu() &&
-                  scalars.dim() == 2 && scalars.size(1) == kMaxScalars,
-              "optproof_fused: scalars must be a contiguous float64 [rows, 16] CPU tensor");
+  const int64_t n_rows = scalars.size() / kMaxScalars;
+  TORCH_CHECK(n_rows > 0 && static_cast<int64_t>(scalars.size()) == n_rows * kMaxScalars,
+              "optproof_fused: scalars must hold whole rows of ", kMaxScalars, " values");
   TORCH_CHECK(rows.empty() || static_cast<int64_t>(rows.size()) == n, "optproof_fused: rows");
-  const double* c = scalars.const_data_ptr<double>();
+  for (const int64_t r : rows) TORCH_CHECK(0 <= r && r < n_rows, "optproof_fused: row ", r, " out of range");
+  const double* c = scalars.data();
   std::vector<Item> items;
   std::vector<int64_t> start;
   std::vector<at::Tensor> keep;                              // temporaries kept alive
@@ -246,6 +305,7 @@ static void run(at::TensorList params, at::TensorList grads, at::TensorList stat
     total += numel;
   }
   start.push_back(total);
+  if (!advance_counters(counters, n, c, rows)) return false;  // before any element is written
   // grain 2^17 elements: a group smaller than two grains runs on the calling thread (waking
   // a pool thread costs more than the work on a busy machine)
   at::parallel_for(0, total, 1 << 17, [&](int64_t begin, int64_t end) {
@@ -257,14 +317,17 @@ static void run(at::TensorList params, at::TensorList grads, at::TensorList stat
     }
   });
   for (auto& [out, d] : write_back) out.copy_(d);
+  return true;
 }
 
-void step(const std::string& rule, int64_t variant, int64_t flags, at::TensorList params,
-          at::TensorList grads, at::TensorList states, const at::Tensor& scalars,
-          c10::IntArrayRef rows) {
-  if (params.empty()) return;
-  const auto args = std::forward_as_tuple(params, grads, states, scalars, rows, flags);
-  auto call = [&](auto fn) { std::apply(fn, args); };
+// One step of a param group's bucket; false (nothing written) if a counter does not hold the
+// value its row was computed from.
+bool step(const std::string& rule, int64_t variant, int64_t flags, at::TensorList params,
+          at::TensorList grads, at::TensorList states, at::TensorList counters,
+          c10::ArrayRef<double> scalars, c10::IntArrayRef rows) {
+  if (params.empty()) return true;
+  const auto args = std::forward_as_tuple(params, grads, states, counters, scalars, rows, flags);
+  auto call = [&](auto fn) { return std::apply(fn, args); };
   if (rule == "sgd") {
     if (variant == 0) return call(run<SGD, 0>);
     if (variant == 1) return call(run<SGD, 1>);
@@ -285,31 +348,22 @@ void step(const std::string& rule, int64_t variant, int64_t flags, at::TensorLis
     return call(run<NAdam, 0>);
   }
   TORCH_CHECK(false, "optproof_fused: unknown rule/variant ", rule, "/", variant);
+  return false;
 }
 
-// Per-tensor 0-d host scalars (state['step'], NAdam's state['mu_product']): x <- x * factor
-// (+1 for step counters) in x's own dtype, as `x.mul_(f)` / `x += 1` do, returning the new
-// values; one call instead of a foreach op plus a device-to-host copy per tensor.
-template <typename T>
-static double update_one(const at::Tensor& x, double factor, double add) {
-  T* v = x.data_ptr<T>();
-  *v = *v * static_cast<T>(factor) + static_cast<T>(add);
-  return static_cast<double>(*v);
-}
-
-std::vector<double> update_scalars(at::TensorList xs, c10::ArrayRef<double> factors, double add) {
+// Counters advanced unconditionally, x <- x * factor + add (one factor per tensor, or one for
+// all), returning the new values: one call where the host does not know the values yet.
+std::vector<double> update_counters(at::TensorList xs, c10::ArrayRef<double> factors, double add) {
   TORCH_CHECK(factors.size() == xs.size() || factors.size() == 1,
               "optproof_fused: one factor per tensor, or one for all");
   std::vector<double> out;
   out.reserve(xs.size());
   for (size_t i = 0; i < xs.size(); ++i) {
-    const at::Tensor& x = xs[i];
-    TORCH_CHECK(x.numel() == 1 && x.is_cpu(), "optproof_fused: expected 1-element CPU tensors");
-    const double f = factors.size() == 1 ? factors[0] : factors[i];
-    if (x.scalar_type() == at::kFloat) out.push_back(update_one<float>(x, f, add));
-    else if (x.scalar_type() == at::kDouble) out.push_back(update_one<double>(x, f, add));
-    else TORCH_CHECK(false, "optproof_fused: step/mu_product must be float32 or float64, got ",
-                     x.scalar_type());
+    with_counter(xs[i], factors[factors.size() == 1 ? 0 : i], add, [&](auto* v, auto next) {
+      *v = next;
+      out.push_back(next);
+      return true;
+    });
   }
   return out;
 }
@@ -317,9 +371,9 @@ std::vector<double> update_scalars(at::TensorList xs, c10::ArrayRef<double> fact
 }  // namespace optproof_fused
 
 TORCH_LIBRARY(optproof_fused, m) {
-  m.def("update_scalars(Tensor(a!)[] xs, float[] factors, float add) -> float[]",
-        TORCH_FN(optproof_fused::update_scalars));
+  m.def("update_counters(Tensor(a!)[] xs, float[] factors, float add) -> float[]",
+        TORCH_FN(optproof_fused::update_counters));
   m.def("step(str rule, int variant, int flags, Tensor(a!)[] params, Tensor[] grads, "
-        "Tensor(b!)[] states, Tensor scalars, int[] rows) -> ()",
+        "Tensor(b!)[] states, Tensor(c!)[] counters, float[] scalars, int[] rows) -> bool",
         TORCH_FN(optproof_fused::step));
 }
