@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import platform
 import random
 import statistics
@@ -77,7 +78,9 @@ class Record:
     gbps: float
     bytes_per_element: int
     ratio: float = float("nan")
+    ratio_ci: tuple[float, float] = (float("nan"), float("nan"))
     ratio_torch_fused: float | None = None
+    ratio_torch_fused_ci: tuple[float, float] | None = None
     floor_ratio: float = float("nan")
     stream_gbps: float = float("nan")
     stream_fraction: float = float("nan")
@@ -170,6 +173,16 @@ def paired_ratio(times: list[float], ref: Record) -> float:
     return statistics.median(a / b for a, b in zip(times, ref.times_ms))
 
 
+def paired_ratio_ci(times: list[float], ref: Record, z: float = 1.96) -> tuple[float, float]:
+    """A distribution-free 95 % confidence interval of :func:`paired_ratio`: the per-round
+    ratios of ranks ⌊n/2 − z√n/2⌋ and ⌈1 + n/2 + z√n/2⌉ (1-based; the normal approximation
+    of the binomial interval of a median: ranks 10 and 22 for n = 31)."""
+    ratios = sorted(a / b for a, b in zip(times, ref.times_ms))
+    n, half = len(ratios), z * len(ratios) ** 0.5 / 2
+    lo, hi = math.floor(n / 2 - half), math.ceil(1 + n / 2 + half)
+    return ratios[max(lo, 1) - 1], ratios[min(hi, n) - 1]
+
+
 def stream_step(flat_p: Tensor, flat_g: Tensor):
     """``g ← g + 0·θ`` in place over the cell's own flat buffers: reads 2, writes 1 per
     element, leaves the values as they are (finite θ), on the memory the optimizers step."""
@@ -244,7 +257,10 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     fused = [r for r in torch_runs if r.impl == "fused"]
     for r in out:
         r.ratio = paired_ratio(r.times_ms, fastest)
-        r.ratio_torch_fused = paired_ratio(r.times_ms, fused[0]) if fused else None
+        r.ratio_ci = paired_ratio_ci(r.times_ms, fastest)
+        if fused:
+            r.ratio_torch_fused = paired_ratio(r.times_ms, fused[0])
+            r.ratio_torch_fused_ci = paired_ratio_ci(r.times_ms, fused[0])
         r.floor_ratio = paired_ratio(floor_times, fastest)
         r.stream_gbps = stream_gbps
         r.stream_fraction = r.gbps / stream_gbps
@@ -287,18 +303,22 @@ def target_table(records: list[Record]):
     """Each float32 CPU cell against its target in ``TARGETS``."""
     from rich.table import Table
 
-    t = Table(title="float32 CPU targets: optproof fused / torch path")
-    for col in ("rule", "tensors×numel", "against", "ratio", "target", "floor", "met"):
+    t = Table(title="float32 CPU targets: optproof fused / torch path (95 % interval of the "
+                    "median ratio)")
+    for col in ("rule", "tensors×numel", "against", "ratio", "95 % interval", "target", "floor",
+                "met"):
         t.add_column(col, justify="left" if col in ("rule", "against") else "right")
     for (rule, tensors, numel, dtype, device), c in _cells(records).items():
         if dtype != "float32" or device != "cpu" or rule not in TARGETS:
             continue
         against, target = TARGETS[rule]
         f = c[("optproof", "fused")]
-        ratio = f.ratio_torch_fused if against == "fused" else f.ratio
+        ratio, (lo, hi) = ((f.ratio_torch_fused, f.ratio_torch_fused_ci) if against == "fused"
+                           else (f.ratio, f.ratio_ci))
         floor = f.floor_ratio * (f.ratio_torch_fused / f.ratio if against == "fused" else 1)
         t.add_row(rule, f"{tensors}×{numel:,}", f"torch {against}", f"{ratio:.2f}",
-                  f"≤ {target:.2f}", f"{floor:.2f}", "yes" if ratio <= target else "no")
+                  f"{lo:.2f}–{hi:.2f}", f"≤ {target:.2f}", f"{floor:.2f}",
+                  "yes" if ratio <= target else "no")
     return t
 
 
@@ -317,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
         devices = [args.device]
     sizes = SIZES if args.sizes is None else [tuple(map(int, s.split("x")))
                                               for s in args.sizes.split(",")]
-    warmup, steps, max_seconds = (2, 15, 5.0) if args.quick else (3, 31, 30.0)
+    warmup, steps, max_seconds = (2, 31, 8.0) if args.quick else (3, 101, 60.0)
 
     from rich.console import Console
     console = Console(stderr=True)

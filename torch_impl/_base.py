@@ -424,6 +424,7 @@ class OptimizerBase(torch.optim.Optimizer):
         if not params:
             return
         needs_state = self._needs_state(group)
+        widen = group.get("state_dtype") is not None
         sparse = []
         for p in params:
             if p.grad.is_sparse:
@@ -431,9 +432,10 @@ class OptimizerBase(torch.optim.Optimizer):
                     raise RuntimeError(self._sparse_error)
                 sparse.append(p)
             if needs_state:
-                self._init_state(group, p, self.state[p])
-                if group.get("state_dtype") is not None:
-                    _widen_state(group, p, self.state[p])
+                state = self.state[p]
+                self._init_state(group, p, state)
+                if widen:
+                    _widen_state(group, p, state)
         if group.get("capturable"):
             self._check_capturable(params)
         if group.get("fused"):

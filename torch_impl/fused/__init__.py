@@ -120,18 +120,21 @@ def step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
 
 def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
     dtensor = None
-    if not all(type(p) in _PLAIN and type(p.grad) in _PLAIN for p in params):
-        dtensor = _dtensor_class()
-        foreign = [p for p in params if not _addressable(optimizer, p, dtensor)]
-        _run_foreach(optimizer, group, foreign)
-        skip = {id(p) for p in foreign}
-        params = [p for p in params if id(p) not in skip]
-    all_cpu = _check(params) and force_backend != "triton"
-    if not (all_cpu and cpu.load() is not None):
-        params = _fallback(optimizer, group, params)
-        all_cpu = False
-    if not params:
-        return
+    all_cpu = all(type(p) in _PLAIN and type(p.grad) in _PLAIN and p.is_cpu and p.is_floating_point()
+                  for p in params) and force_backend != "triton" and cpu.load() is not None
+    if not all_cpu:  # tensor subclasses, other devices, errors, no C++ kernel
+        if not all(type(p) in _PLAIN and type(p.grad) in _PLAIN for p in params):
+            dtensor = _dtensor_class()
+            foreign = [p for p in params if not _addressable(optimizer, p, dtensor)]
+            _run_foreach(optimizer, group, foreign)
+            skip = {id(p) for p in foreign}
+            params = [p for p in params if id(p) not in skip]
+        all_cpu = _check(params) and force_backend != "triton"
+        if not (all_cpu and cpu.load() is not None):
+            params = _fallback(optimizer, group, params)
+            all_cpu = False
+        if not params:
+            return
     rule = rule_for(optimizer)
     variant = rule.variant(group)
     lr = group["lr"].item() if isinstance(group["lr"], Tensor) else group["lr"]
@@ -158,12 +161,15 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
         if rule.kernel == "nadam":
             counters += [s["mu_product"] for s in states]
 
-    def row(t, extra, f, counts=(0.0,) * 5) -> list[float]:
+    def row(t, extra, counts=(0.0,) * 5, first=False) -> list[float]:
         """The scalar row of step ``t`` (``extra``: NAdam's Π_t; layout in :mod:`.rules`)."""
         factor = 1 - rule.decay_lr(group, t, lr) * wd if decoupled else 1.0
         rule_scalars = rule.scalars(group, t, lr, extra)
         return [wd if flags & L2 else 0.0, factor, *rule_scalars,
-                *(0.0,) * (RULE_SLOTS - len(rule_scalars)), *counts, 1.0 if f else 0.0]
+                *(0.0,) * (RULE_SLOTS - len(rule_scalars)), *counts, 1.0 if first else 0.0]
+
+    def sgd_row(first: bool) -> list[float]:  # SGD keeps no step: rows differ by first step only
+        return row(None, None, first=first)
 
     grads = [p.grad for p in params]
     tensors = [s[k] for k in keys for s in states]
@@ -176,13 +182,12 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
         if counters:
             _cpu_step_counted(optimizer, group, rule, row, args, counters)
         else:
-            table, rows = _table([row(None, None, f) for f in first])
-            cpu.step(*args, [], table, rows)
+            cpu.step(*args, [], *_table([(f,) for f in first], sgd_row))
         return
     if counters:  # step += 1 (and Π ← Π·μ) on the device, then the values on the host
-        table, rows = _table([row(t, pi, False) for t, pi in _advance(group, rule, counters, n)])
+        table, rows = _table(_advance(group, rule, counters, n), row)
     else:
-        table, rows = _table([row(None, None, f) for f in first])
+        table, rows = _table([(f,) for f in first], sgd_row)
     for idx in _buckets(params, tensors, len(keys)):
         b_params = [params[i] for i in idx]
         kernel = _kernel(b_params[0].device.type)
@@ -191,12 +196,12 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
                [rows[i] for i in idx] if rows else [])
 
 
-def _table(per_tensor: list[list[float]]) -> tuple[list[float], list[int]]:
-    """The distinct rows of ``per_tensor``, concatenated, and each tensor's row index (an
-    empty index list when one row serves every tensor, the usual case)."""
-    index: dict[tuple, int] = {}
-    rows = [index.setdefault(tuple(r), len(index)) for r in per_tensor]
-    table = [x for r in index for x in r]
+def _table(keys: list, make_row) -> tuple[list[float], list[int]]:
+    """The rows ``make_row(*key)`` of the distinct per-tensor ``keys``, concatenated, and each
+    tensor's row index (an empty index list when one row serves every tensor, the usual case)."""
+    index: dict[Any, int] = {}
+    rows = [index.setdefault(key, len(index)) for key in keys]
+    table = [x for key in index for x in make_row(*key)]
     return table, ([] if len(index) == 1 else rows)
 
 
@@ -219,11 +224,11 @@ def _cpu_step_counted(optimizer, group, rule, row, args, counters: list[Tensor])
         if rule.kernel == "nadam":
             mu = nadam_mus(group, t)[0]
             pi = pi_old * mu
-        if cpu.step(*args, counters, row(t, pi, False, (t_old, t, pi_old, pi, mu)), []):
+        if cpu.step(*args, counters, row(t, pi, (t_old, t, pi_old, pi, mu)), []):
             memo[key] = (t, pi)
             return
     counts = _advance(group, rule, counters, n)
-    table, rows = _table([row(t, pi, False) for t, pi in counts])
+    table, rows = _table(counts, row)
     cpu.step(*args, [], table, rows)
     if rows:
         memo.pop(key, None)
