@@ -5,23 +5,27 @@
 For each rule (SGD with momentum, Adagrad, Adadelta, RMSprop, Adam, AdamW, NAdam), problem
 size (1 × 10M, 100 × 100k, 2000 × 1k elements), dtype (float32, bfloat16) and device (CPU;
 CUDA when present) every available path of both libraries — for-loop, foreach, fused (torch
-has fused kernels for SGD, Adagrad, Adam and AdamW only) — steps the same parameters and
-gradients.  The paths of one (rule, size, dtype, device) cell are timed *interleaved*,
-round-robin, one step each per round, so that a shared or throttled machine slows them all
-alike: the ratios measured in the same run are the claim, not the absolute times.
+has fused kernels for SGD, Adagrad, Adam and AdamW only) — steps the same parameters,
+gradients and state: the very same memory (:func:`share_state`), since where a buffer lies
+in physical memory moves a memory-bound step by several per cent.  The paths of one (rule,
+size, dtype, device) cell are timed *interleaved*, round-robin in a shuffled order, one step
+each per round, each after the caches were evicted (:func:`cache_flusher`), so that a shared
+or throttled machine slows them all alike: the ratios measured in the same run are the
+claim, not the absolute times.
 
 Per record: the median step time after warm-up, the bytes a single-pass kernel must move per
 element per step (reads + writes of the parameter, the gradient and each state tensor, in
 the dtype), the effective bandwidth, and the ratio to torch's fastest path for the same
 rule, size, dtype and device (``ratio``) and to torch's fused path where it has one
-(``ratio_torch_fused``), each the median over rounds of the paired per-round ratio.
+(``ratio_torch_fused``), each the median over rounds of the paired per-round ratio, with a
+95 % interval (``ratio_ci``, ``ratio_torch_fused_ci``).
 
-Every cell also times, in the same rounds, an in-place ``a.add_(b)`` over flat buffers of
-the cell's total size and dtype: the *stream* bandwidth the memory system gives a
+Every cell also times, in the same rounds, an in-place ``g ← g + 0·θ`` over the cell's flat
+gradient and parameter buffers: the *stream* bandwidth the memory system gives a
 single-pass kernel right then.  From it come ``stream_fraction`` (the fused kernel's
 bandwidth as a fraction of it) and ``floor_ratio``: the time a kernel moving the minimum
-bytes at stream bandwidth would take, over torch's fastest path, per round — the best
-``ratio`` any single-pass kernel can reach in this run.  On CUDA the run also measures the
+bytes at stream bandwidth would take, over torch's fastest path, per round — about the best
+``ratio`` a single-pass kernel can reach in this run.  On CUDA the run also measures the
 device-to-device copy bandwidth and reports each kernel's fraction of it.  A rich table
 comes last, then each float32 CPU cell against its target (``TARGETS``).
 """

@@ -1,14 +1,16 @@
 """The ``fused=True`` path of every optproof optimizer: one pass over memory per step.
 
 :func:`step` is called by ``OptimizerBase._step_group`` for a fused param group after the
-lazy state initialisation.  It increments the step counters, computes the per-step scalars
-on the host in float64 (:mod:`.rules`, the same expressions as the for-loop path), packs
-them into one float64 row per distinct (t, per-tensor scalar) — usually a single row for the
-whole group — and hands each (device, param dtype, state dtype) bucket to one kernel call:
+lazy state initialisation.  It computes the per-step scalars on the host in float64
+(:mod:`.rules`, the same expressions as the for-loop path) from the step counters' new
+values, packs them into one float64 row per distinct (t, per-tensor scalar) — usually a
+single row for the whole group — and hands the group to the kernels:
 
 * CPU: :mod:`.cpu`, a C++ extension (one templated element body per rule, one generic
-  driver, ``at::parallel_for`` over all elements of the bucket);
-* CUDA: :mod:`.triton`, one Triton launch per bucket over a pointer/offset table.
+  driver, ``at::parallel_for`` over all elements of the group, whatever their dtypes), in
+  one call that also checks and advances the counters (:func:`_cpu_step_counted`);
+* CUDA: :mod:`.triton`, one Triton launch per (device, param dtype, state dtype) bucket over
+  a pointer/offset table, after the counters are advanced on the device and read back.
 
 Without a usable kernel (no compiler for the C++ extension, no triton for CUDA) the bucket
 runs the class's own rule on the foreach backend instead, after one warning.

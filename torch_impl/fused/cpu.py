@@ -5,9 +5,9 @@ compiled with :func:`torch.utils.cpp_extension.load` the first time a ``fused=Tr
 optimizer steps on CPU, into torch's persistent extension cache
 (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load
 the cached ``.so`` in well under a second.  The source includes only the small ATen headers
-(no pybind11, no ``torch/extension.h``) and registers ``torch.ops.optproof_fused.step``
-with ``TORCH_LIBRARY``, so the one-off compile takes 18-25 s on the 2-core CI machine (55 s
-when it is heavily loaded) for every rule, flag, dtype and tensor count, where
+and torch's pybind11 tensor casters (``torch/csrc/utils/pybind.h``, not the much larger
+``torch/extension.h``), so the one-off compile takes about 20 s on the 2-core CI machine for
+every rule, flag, dtype and tensor count, where
 ``torch.compile`` took 30-44 s *per* (rule, flags, dtype, list length) and recompiled when a
 per-step scalar changed (numbers in ``bench/README.md``).
 
@@ -69,7 +69,7 @@ def module_name() -> str:
 
 
 def load(verbose: bool = False):
-    """``torch.ops.optproof_fused`` (building or loading the extension once per process),
+    """The extension module (built or loaded once per process),
     or ``None`` with a warning if it cannot be built."""
     global build_seconds
     if "ops" in _state:
@@ -85,12 +85,9 @@ def load(verbose: bool = False):
             try:
                 from torch.utils.cpp_extension import load as _load
 
-                _load(name=module_name(), sources=[str(SOURCE)], extra_cflags=FLAGS,
-                      extra_ldflags=LDFLAGS,
-                      is_python_module=False, verbose=verbose)
-                ops = torch.ops.optproof_fused
-                # the overloads themselves: a call skips the packet's overload resolution
-                _state["step"], _state["update"] = ops.step.default, ops.update_counters.default
+                ops = _load(name=module_name(), sources=[str(SOURCE)], extra_cflags=FLAGS,
+                            extra_ldflags=LDFLAGS, verbose=verbose)
+                _state["step"], _state["update"] = ops.step, ops.update_counters
                 reason = ""
             except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, build error
                 reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
