@@ -126,8 +126,8 @@ def share_state(optimizers, params) -> list[tuple[dict, str, Tensor]]:
     """Point every optimizer's per-element state (the tensors shaped like their parameter)
     at one flat buffer per key, filled from the first optimizer's state, so that all paths
     of a cell read and write the very same memory: where a buffer lies in physical memory
-    moves a memory-bound step by up to ~20 % on a VM (measured: one kernel on two
-    equally-sized sets of tensors), which unshared copies would charge to the library.
+    moves a memory-bound step by several per cent on a VM (bench/README.md), which unshared
+    copies would charge to the library.
     Per-tensor scalars (``step``, NAdam's ``mu_product``) stay each optimizer's own.
     Returns (state, key, shared view) triples for :func:`check_shared`."""
     flat: dict[str, Tensor] = {}
@@ -166,9 +166,9 @@ def cache_flusher(device: str):
     if device == "cuda":
         size = torch.cuda.get_device_properties(device).L2_cache_size
     else:
-        size = max((int(p.read_text().strip().rstrip("K")) * 1024
-                    for p in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size")
-                    if p.read_text().strip().endswith("K")), default=32 << 20)
+        sizes = (p.read_text().strip() for p in
+                 Path("/sys/devices/system/cpu/cpu0/cache").glob("index*/size"))
+        size = max((int(s[:-1]) * 1024 for s in sizes if s.endswith("K")), default=32 << 20)
     buf = torch.ones(2 * size // 4, dtype=torch.float32, device=device)
     return lambda: buf.sum()
 

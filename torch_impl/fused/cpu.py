@@ -87,7 +87,6 @@ def load(verbose: bool = False):
 
                 ops = _load(name=module_name(), sources=[str(SOURCE)], extra_cflags=FLAGS,
                             extra_ldflags=LDFLAGS, verbose=verbose)
-                _state["step"], _state["update"] = ops.step, ops.update_counters
                 reason = ""
             except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, build error
                 reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"
@@ -107,10 +106,10 @@ def step(rule: str, variant: int, flags: int, params, grads, states, counters, s
          rows) -> bool:
     """Run the kernel on one bucket and advance its counters (see ``csrc/fused_cpu.cpp``);
     False, with nothing written, if a counter does not hold the value its row expects."""
-    return _state["step"](rule, variant, flags, params, grads, states, counters, scalars, rows)
+    return _state["ops"].step(rule, variant, flags, params, grads, states, counters, scalars, rows)
 
 
 def update_counters(xs, factors, add: float) -> list[float]:
     """``x ← x·f + add`` on 1-element CPU tensors (step counters, mu_products), in their
     dtype; returns the new values."""
-    return _state["update"](xs, factors, add)
+    return _state["ops"].update_counters(xs, factors, add)
