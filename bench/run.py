@@ -13,9 +13,10 @@ each per round, each after the caches were evicted (:func:`cache_flusher`), so t
 or throttled machine slows them all alike: the ratios measured in the same run are the
 claim, not the absolute times.
 
-Per record: the median step time after warm-up, the bytes a single-pass kernel must move per
-element per step (reads + writes of the parameter, the gradient and each state tensor, in
-the dtype), the effective bandwidth, and the ratio to torch's fastest path for the same
+Per record: the median step time after warm-up and the median page faults per step, the
+bytes a single-pass kernel must move per element per step (reads + writes of the parameter,
+the gradient and each state tensor, in the dtype), the effective bandwidth, and the ratio
+to torch's fastest path for the same
 rule, size, dtype and device (``ratio``) and to torch's fused path where it has one
 (``ratio_torch_fused``), each the median over rounds of the paired per-round ratio, with a
 95 % interval (``ratio_ci``, ``ratio_torch_fused_ci``).
@@ -44,6 +45,11 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+try:
+    import resource  # POSIX
+except ImportError:  # pragma: no cover - Windows
+    resource = None
 
 import torch
 from torch import Tensor
@@ -89,6 +95,8 @@ class Record:
     stream_gbps: float = float("nan")
     stream_fraction: float = float("nan")
     copy_fraction: float | None = None
+    #: median page faults (minor) per step: a step that allocates pays one per page it touches
+    faults_per_step: float = float("nan")
     steps: int = 0
     times_ms: list[float] = field(default_factory=list)
 
@@ -173,6 +181,11 @@ def cache_flusher(device: str):
     return lambda: buf.sum()
 
 
+def minor_faults() -> int:
+    """Minor page faults of this process so far (0 where ``resource`` does not exist)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
+
+
 def paired_ratio(times: list[float], ref: Record) -> float:
     return statistics.median(a / b for a, b in zip(times, ref.times_ms))
 
@@ -222,6 +235,7 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     shared = share_state([opt for opt, _ in runs.values()], params)
     runs = {key: (opt.step, times) for key, (opt, times) in runs.items()}
     runs["stream"] = (stream_step(flat_p, flat_g), [])
+    faults: dict[int, list[int]] = {id(times): [] for _, times in runs.values()}
     flush = cache_flusher(device)
     for step, _ in runs.values():
         for _ in range(warmup):
@@ -235,10 +249,12 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
         for step, times in order:
             flush()
             _sync(device)
+            f0 = minor_faults()
             t0 = time.perf_counter()
             step()
             _sync(device)
             times.append((time.perf_counter() - t0) * 1e3)
+            faults[id(times)].append(minor_faults() - f0)
         if k >= 2 and time.perf_counter() - start > max_seconds:
             break
     check_shared(shared)
@@ -253,6 +269,7 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
         median = statistics.median(times)
         out.append(Record(library, rule, path, dtype_name, device, numel, tensors, median,
                           bpe * numel * tensors / (median * 1e-3) / 1e9, bpe,
+                          faults_per_step=statistics.median(faults[id(times)]),
                           steps=len(times), times_ms=times))
     # ratios are paired: the median over rounds of (this path's time / the reference path's
     # time in the same round), robust to the machine's load drifting between rounds

@@ -51,6 +51,7 @@ def test_records_are_consistent(sgd_run):
         assert r["steps"] == len(r["times_ms"]) >= 3
         assert r["median_ms"] > 0 and math.isfinite(r["floor_ratio"]) and r["floor_ratio"] > 0
         assert r["stream_fraction"] == pytest.approx(r["gbps"] / r["stream_gbps"])
+        assert r["faults_per_step"] >= 0
         lo, hi = r["ratio_ci"]
         assert lo <= r["ratio"] <= hi  # the interval of the median holds the median
     for rule in ("sgd", "rmsprop"):
