@@ -231,13 +231,13 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
                 continue
             opt = build(library, rule, path, params)
             opt.step()  # lazy state initialisation
-            runs[(library, path)] = (opt, [])
-    shared = share_state([opt for opt, _ in runs.values()], params)
-    runs = {key: (opt.step, times) for key, (opt, times) in runs.items()}
-    runs["stream"] = (stream_step(flat_p, flat_g), [])
-    faults: dict[int, list[int]] = {id(times): [] for _, times in runs.values()}
+            runs[(library, path)] = opt
+    shared = share_state(list(runs.values()), params)
+    # (step, its times in ms, its page faults) per path
+    runs = {key: (opt.step, [], []) for key, opt in runs.items()}
+    runs["stream"] = (stream_step(flat_p, flat_g), [], [])
     flush = cache_flusher(device)
-    for step, _ in runs.values():
+    for step, _, _ in runs.values():
         for _ in range(warmup):
             step()
     _sync(device)
@@ -246,7 +246,7 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     rng = random.Random(f"{rule}{tensors}{numel}{dtype_name}{device}")
     for k in range(steps):
         rng.shuffle(order)  # no path always runs right after another
-        for step, times in order:
+        for step, times, faults in order:
             flush()
             _sync(device)
             f0 = minor_faults()
@@ -254,7 +254,7 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
             step()
             _sync(device)
             times.append((time.perf_counter() - t0) * 1e3)
-            faults[id(times)].append(minor_faults() - f0)
+            faults.append(minor_faults() - f0)
         if k >= 2 and time.perf_counter() - start > max_seconds:
             break
     check_shared(shared)
@@ -265,11 +265,11 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     floor_times = [t * bpe / (3 * esize) for t in stream_times]
     stream_gbps = 3 * esize * numel * tensors / (statistics.median(stream_times) * 1e-3) / 1e9
     out = []
-    for (library, path), (_, times) in runs.items():
+    for (library, path), (_, times, faults) in runs.items():
         median = statistics.median(times)
         out.append(Record(library, rule, path, dtype_name, device, numel, tensors, median,
                           bpe * numel * tensors / (median * 1e-3) / 1e9, bpe,
-                          faults_per_step=statistics.median(faults[id(times)]),
+                          faults_per_step=statistics.median(faults),
                           steps=len(times), times_ms=times))
     # ratios are paired: the median over rounds of (this path's time / the reference path's
     # time in the same round), robust to the machine's load drifting between rounds

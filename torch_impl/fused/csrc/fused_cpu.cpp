@@ -236,8 +236,6 @@ static RangeFn pick(at::ScalarType pt, at::ScalarType st) {
   TORCH_CHECK(false, "optproof_fused: unsupported (param, state) dtypes ", pt, ", ", st);
 }
 
-// All tensors of a param group in one call, whatever their dtypes: each becomes an Item, and
-// one parallel region splits the range of all their elements evenly across the threads.
 // ---------------------------------------------------------------- per-tensor counters
 
 // Calls f(pointer, next) with a 1-element float32/float64 counter's address and its next value
@@ -285,8 +283,8 @@ static bool advance_counters(at::TensorList counters, int64_t n, const double* c
   return true;
 }
 
-// ---------------------------------------------------------------- the driver, continued
-
+// All tensors of a param group in one call, whatever their dtypes: each becomes an Item, and
+// one parallel region splits the range of all their elements evenly across the threads.
 template <class Rule, int V>
 static bool run(at::TensorList params, at::TensorList grads, at::TensorList states,
                 at::TensorList counters, c10::ArrayRef<double> scalars, c10::IntArrayRef rows,
