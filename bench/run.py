@@ -71,7 +71,8 @@ TORCH_FUSED = {"sgd", "adagrad", "adam", "adamw"}
 TARGETS = {**{r: ("fused", 1.0) for r in TORCH_FUSED},
            **{r: ("fastest", 0.33) for r in ("adadelta", "rmsprop", "nadam")}}
 SIZES = [(1, 10_000_000), (100, 100_000), (2000, 1_000)]
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DEFAULT_DTYPES = ("float32", "bfloat16")
 PATHS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
 
 
@@ -343,21 +344,48 @@ def target_table(records: list[Record]):
     return t
 
 
+def _choices(what: str, valid):
+    """An argparse type: a comma-separated list of names from ``valid``."""
+    def parse(text: str) -> list[str]:
+        names = [n.strip() for n in text.split(",") if n.strip()]
+        bad = [n for n in names if n not in valid]
+        if bad or not names:
+            raise argparse.ArgumentTypeError(
+                f"{what} must be a comma-separated list of {', '.join(valid)}; got {text!r}")
+        return names
+    return parse
+
+
+def _sizes(text: str) -> list[tuple[int, int]]:
+    """An argparse type: comma-separated ``TENSORSxNUMEL``, both positive integers."""
+    try:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(s) != 2 or min(s) < 1 for s in sizes):
+        raise argparse.ArgumentTypeError(
+            f"sizes must be comma-separated TENSORSxNUMEL with positive integers, e.g. "
+            f"1x10000000,2000x1000; got {text!r}")
+    return sizes
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer steps (under 10 min on 2 cores)")
     ap.add_argument("--json", metavar="FILE", help="write the records as a JSON list")
     ap.add_argument("--device", default="all", choices=["cpu", "cuda", "all"])
-    ap.add_argument("--rules", default=",".join(RULES))
-    ap.add_argument("--dtypes", default=",".join(DTYPES))
-    ap.add_argument("--sizes", default=None, help="e.g. 1x10000000,2000x1000")
+    ap.add_argument("--rules", type=_choices("rules", RULES), default=list(RULES),
+                    help=f"comma-separated, of {','.join(RULES)} (default: all)")
+    ap.add_argument("--dtypes", type=_choices("dtypes", DTYPES), default=list(DEFAULT_DTYPES),
+                    help=f"comma-separated, of {','.join(DTYPES)} (default: "
+                         f"{','.join(DEFAULT_DTYPES)})")
+    ap.add_argument("--sizes", type=_sizes, default=SIZES,
+                    help="comma-separated TENSORSxNUMEL, e.g. 1x10000000,2000x1000")
     args = ap.parse_args(argv)
 
     devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     if args.device != "all":
         devices = [args.device]
-    sizes = SIZES if args.sizes is None else [tuple(map(int, s.split("x")))
-                                              for s in args.sizes.split(",")]
     warmup, steps, max_seconds = (2, 31, 8.0) if args.quick else (3, 101, 60.0)
 
     from rich.console import Console
@@ -370,9 +398,9 @@ def main(argv: list[str] | None = None) -> int:
     copy_gbps = {d: copy_bandwidth(d) for d in devices if d == "cuda"}
     records: list[Record] = []
     for device in devices:
-        for rule in args.rules.split(","):
-            for tensors, numel in sizes:
-                for dtype in args.dtypes.split(","):
+        for rule in args.rules:
+            for tensors, numel in args.sizes:
+                for dtype in args.dtypes:
                     cell = bench_cell(rule, tensors, numel, dtype, device, warmup, steps,
                                       max_seconds)
                     for r in cell:

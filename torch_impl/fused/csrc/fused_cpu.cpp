@@ -25,9 +25,14 @@
 #include <c10/util/Half.h>
 #include <torch/csrc/utils/pybind.h>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <tuple>
 #include <type_traits>
@@ -37,6 +42,92 @@ namespace optproof_fused {
 
 template <typename T> struct Opmath { using type = float; };
 template <> struct Opmath<double> { using type = double; };
+
+// The two operations of the rules that are not plain arithmetic, for a scalar T and for the
+// float vector below: the square root, and torch.maximum (NaN propagates from either side).
+template <typename T> static inline T root(T x) { return std::sqrt(x); }
+template <typename T> static inline T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+
+// 16-bit memory, a vector at a time.  c10::Half converts one value per call (F16C's scalar
+// _cvtsh_ss / _cvtss_sh), which the compiler does not vectorise (nor does gcc 12 vectorise a
+// _Float16 conversion without AVX512-FP16): a float16 loop ran 3-7x slower than torch's fused
+// kernels.  c10::BFloat16's integer rounding does vectorise, into about eight instructions per
+// vector.  So 16-bit parameters are loaded and stored W lanes at a time with explicit
+// conversions, and the rule runs on a float vector of gcc's vector extension: IEEE single
+// operations lane by lane, no contraction (-ffp-contract=off), the same roundings as the
+// scalar code.  Measured in bench/README.md; tests/test_fused.py checks that the vector lanes
+// step bitwise like the scalar tail (c10's conversions) and round like Tensor.to.
+//
+// * float16 (F16C): vcvtph2ps widens exactly; vcvtps2ph rounds to nearest even with gradual
+//   underflow and overflow to +-inf.  These are the instructions c10::Half's scalar
+//   conversions use, so lanes and tail agree bit for bit.
+// * bfloat16 (AVX-512): widening is a 16-bit shift.  Narrowing is vcvtneps2bf16 (AVX512-BF16:
+//   round to nearest even, one instruction), which treats subnormal inputs as zero, so a
+//   vector holding a float32 subnormal takes c10's integer rounding instead:
+//   (u + 0x7fff + ((u >> 16) & 1)) >> 16, and 0x7fc0 for NaN.  Both give the same bits but
+//   for NaN payloads (NaN stays NaN, as between torch's own scalar and vector conversions).
+#if defined(__AVX512F__) && defined(__F16C__)
+#define OPTPROOF_WIDE 16
+typedef float WideFloat __attribute__((vector_size(64)));
+template <> inline WideFloat root(WideFloat x) { return WideFloat(_mm512_sqrt_ps(__m512(x))); }
+static inline WideFloat wide_load(const at::Half* p) {
+  return WideFloat(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))));
+}
+static inline void wide_store(at::Half* p, WideFloat x) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p),
+                      _mm512_cvtps_ph(__m512(x), _MM_FROUND_TO_NEAREST_INT));
+}
+static inline WideFloat wide_load(const at::BFloat16* p) {
+  const __m256i bits = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  return WideFloat(_mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16)));
+}
+static inline void bfloat16_store_rounding_bits(at::BFloat16* p, WideFloat x) {
+  const __m512i u = _mm512_castps_si512(__m512(x));
+  const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+  __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff))), 16);
+  r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask(__m512(x), __m512(x), _CMP_UNORD_Q),
+                            _mm512_set1_epi32(0x7fc0));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(r));
+}
+static inline void wide_store(at::BFloat16* p, WideFloat x) {
+#ifdef __AVX512BF16__
+  const __m512i u = _mm512_castps_si512(__m512(x));
+  const __mmask16 subnormal = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000)) &
+                              _mm512_test_epi32_mask(u, _mm512_set1_epi32(0x007fffff));
+  if (__builtin_expect(subnormal == 0, 1)) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), __m256i(_mm512_cvtneps_pbh(__m512(x))));
+    return;
+  }
+#endif
+  bfloat16_store_rounding_bits(p, x);
+}
+#elif defined(__AVX__) && defined(__F16C__)
+#define OPTPROOF_WIDE 8  // float16 only: bfloat16 keeps c10's vectorised scalar conversions
+typedef float WideFloat __attribute__((vector_size(32)));
+template <> inline WideFloat root(WideFloat x) { return WideFloat(_mm256_sqrt_ps(__m256(x))); }
+static inline WideFloat wide_load(const at::Half* p) {
+  return WideFloat(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+static inline void wide_store(at::Half* p, WideFloat x) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(p), _mm256_cvtps_ph(__m256(x), _MM_FROUND_TO_NEAREST_INT));
+}
+#endif
+#ifdef OPTPROOF_WIDE
+static inline WideFloat wide_load(const float* p) {  // float32 state beside 16-bit parameters
+  WideFloat x;
+  std::memcpy(&x, p, sizeof x);
+  return x;
+}
+static inline void wide_store(float* p, WideFloat x) { std::memcpy(p, &x, sizeof x); }
+#endif
+// Parameter dtypes whose loop runs on WideFloat
+template <typename P> constexpr bool kWide = false;
+#ifdef OPTPROOF_WIDE
+template <> constexpr bool kWide<at::Half> = true;
+#if OPTPROOF_WIDE == 16
+template <> constexpr bool kWide<at::BFloat16> = true;
+#endif
+#endif
 
 enum Flag : int64_t { MAXIMIZE = 1, L2 = 2 };
 // scalar row layout (rules.py, RULE_SLOTS): [l2_weight_decay, decoupled_decay_factor, rule
@@ -70,7 +161,7 @@ struct Adagrad {  // c: -clr, eps
   template <int V, typename T>
   static inline void step(T& p, T g, T& s, T&, T&, const T* c, bool) {
     s = s + g * g;
-    T std_ = std::sqrt(s) + c[R + 1];
+    T std_ = root(s) + c[R + 1];
     p = p + c[R + 0] * (g / std_);
   }
 };
@@ -81,8 +172,8 @@ struct Adadelta {  // c: rho, 1 - rho, eps, -lr
   template <int V, typename T>
   static inline void step(T& p, T g, T& sq, T& acc, T&, const T* c, bool) {
     sq = sq * c[R + 0] + c[R + 1] * g * g;
-    T std_ = std::sqrt(sq + c[R + 2]);
-    T delta = std::sqrt(acc + c[R + 2]) / std_ * g;
+    T std_ = root(sq + c[R + 2]);
+    T delta = root(acc + c[R + 2]) / std_ * g;
     acc = acc * c[R + 0] + c[R + 1] * delta * delta;
     p = p + c[R + 3] * delta;
   }
@@ -99,9 +190,9 @@ struct RMSprop {  // V: bit 1 momentum, bit 2 centered; c: alpha, 1 - alpha, eps
     if constexpr (centered) {
       T& ga = momentum ? s2 : s1;
       ga = ga * c[R + 0] + c[R + 1] * g;
-      avg = std::sqrt(sq - ga * ga);
+      avg = root(sq - ga * ga);
     } else {
-      avg = std::sqrt(sq);
+      avg = root(sq);
     }
     avg = avg + c[R + 2];
     if constexpr (momentum) {
@@ -121,11 +212,11 @@ struct Adam {  // V: 1 amsgrad; c: beta1, 1 - beta1, beta2, 1 - beta2, -lr/bc1, 
     m = m * c[R + 0] + c[R + 1] * g;
     v = v * c[R + 2] + c[R + 3] * g * g;
     T vhat = v;
-    if constexpr (V == 1) {  // torch.maximum: NaN propagates from either side
-      vmax = (v > vmax || v != v) ? v : vmax;
+    if constexpr (V == 1) {
+      vmax = nan_max(v, vmax);
       vhat = vmax;
     }
-    T denom = std::sqrt(vhat) * c[R + 5] + c[R + 6];  // host scalar 1/sqrt(bc2): one division less
+    T denom = root(vhat) * c[R + 5] + c[R + 6];  // host scalar 1/sqrt(bc2): one division less
     p = p + c[R + 4] * (m / denom);
   }
 };
@@ -137,7 +228,7 @@ struct NAdam {  // c: beta1, 1 - beta1, beta2, 1 - beta2, 1/bc2, eps, grad_step,
   static inline void step(T& p, T g, T& m, T& v, T&, const T* c, bool) {
     m = m * c[R + 0] + c[R + 1] * g;
     v = v * c[R + 2] + c[R + 3] * g * g;
-    const T r = T(1) / (std::sqrt(v * c[R + 4]) + c[R + 5]);  // one division, not three
+    const T r = 1 / (root(v * c[R + 4]) + c[R + 5]);  // one division, not three
     p = p + c[R + 6] * (g * r);
     p = p + c[R + 7] * (m * r);
   }
@@ -157,6 +248,18 @@ struct Item {  // one tensor: raw pointers, its scalar row, the instantiation fo
   RangeFn fn;
 };
 
+// One element (or one vector of elements): the common prologue (maximize, L2 or decoupled
+// weight decay) and the rule.
+template <class Rule, int V, typename T>
+static inline __attribute__((always_inline)) void update(T& p, T g, T& a, T& bb, T& cc,
+                                                         const T* c, bool maximize, bool l2,
+                                                         bool first) {
+  g = maximize ? -g : g;
+  p = p * c[DECAY];  // (1 - lr*lambda), exactly 1 without decoupled decay
+  g = l2 ? g + c[WD] * p : g;
+  Rule::template step<V, T>(p, g, a, bb, cc, c, first);
+}
+
 template <class Rule, int V, typename P, typename S>
 static inline __attribute__((always_inline)) void loop(const Item& it, int64_t b, int64_t e,
                                                        int64_t flags) {
@@ -170,17 +273,32 @@ static inline __attribute__((always_inline)) void loop(const Item& it, int64_t b
   S* __restrict__ s0 = static_cast<S*>(it.s[0]);
   S* __restrict__ s1 = static_cast<S*>(it.s[1]);
   S* __restrict__ s2 = static_cast<S*>(it.s[2]);
-  for (int64_t i = b; i < e; ++i) {
+  int64_t i = b;
+#ifdef OPTPROOF_WIDE
+  if constexpr (kWide<P>) {  // 16-bit parameters: the vector loop, then the scalar tail
+    constexpr int W = OPTPROOF_WIDE;
+    WideFloat cw[kMaxScalars];
+    for (int k = 0; k < kMaxScalars; ++k) cw[k] = WideFloat{} + c[k];
+    for (; i + W <= e; i += W) {
+      WideFloat p = wide_load(pp + i), a{}, bb{}, cc{};
+      if constexpr (NS > 0) a = wide_load(s0 + i);
+      if constexpr (NS > 1) bb = wide_load(s1 + i);
+      if constexpr (NS > 2) cc = wide_load(s2 + i);
+      update<Rule, V>(p, wide_load(gp + i), a, bb, cc, cw, maximize, l2, first);
+      wide_store(pp + i, p);
+      if constexpr (NS > 0) wide_store(s0 + i, a);
+      if constexpr (NS > 1) wide_store(s1 + i, bb);
+      if constexpr (NS > 2) wide_store(s2 + i, cc);
+    }
+  }
+#endif
+  for (; i < e; ++i) {
     T p = static_cast<T>(pp[i]);
-    T g = static_cast<T>(gp[i]);
     T a = 0, bb = 0, cc = 0;
     if constexpr (NS > 0) a = static_cast<T>(s0[i]);  // uninitialised on SGD's first step: unused
     if constexpr (NS > 1) bb = static_cast<T>(s1[i]);
     if constexpr (NS > 2) cc = static_cast<T>(s2[i]);
-    g = maximize ? -g : g;
-    p = p * c[DECAY];  // (1 - lr*lambda), exactly 1 without decoupled decay
-    g = l2 ? g + c[WD] * p : g;
-    Rule::template step<V, T>(p, g, a, bb, cc, c, first);
+    update<Rule, V>(p, static_cast<T>(gp[i]), a, bb, cc, c, maximize, l2, first);
     pp[i] = static_cast<P>(p);
     if constexpr (NS > 0) s0[i] = static_cast<S>(a);
     if constexpr (NS > 1) s1[i] = static_cast<S>(bb);
