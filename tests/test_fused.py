@@ -10,6 +10,9 @@
   0-d and an empty tensor;
 * the Triton kernel, run by Triton's CPU interpreter (``TRITON_INTERPRET=1``), is bitwise
   equal to the C++ kernel for every rule, variant and dtype, and passes the oracle itself;
+* the C++ kernel's vector lanes step bitwise like its scalar tail, and round 16-bit stores
+  like ``Tensor.to``, in each instruction-set build (AVX-512 with and without AVX512-BF16,
+  AVX2) this machine can run;
 * mixed precision (``state_dtype=torch.float32``, bfloat16/float16 parameters) on the
   for-loop, foreach and fused paths: float32 state, and every step within
   :func:`optproof.reference.mixed.mixed_bounded_run`'s derived bound;
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import os
+import platform
 
 import pytest
 import torch
@@ -159,11 +163,33 @@ def test_triton_kernel_bitwise_equals_cpu_kernel(rule, variant, dtype):
             assert torch.equal(x.nan_to_num(0), y.nan_to_num(0)), (x, y)
 
 
+#: the C++ kernel's instruction-set paths, each built on this machine: extra flags, and the
+#: vector paths (the module's ``vector_path``) the build may take; None: the installed build
+BUILDS = {"native": ((), None),
+          "no-avx512bf16": (("-mno-avx512bf16",), {"avx512", "avx2", "none"}),
+          "avx2": (("-mno-avx512f",), {"avx2", "none"})}
+
+
+@pytest.fixture(scope="module", params=list(BUILDS))
+def kernel(request):
+    """The extension as installed, and as built without AVX512-BF16 (bfloat16 rounded by
+    integer code in the vector loop) and without AVX-512 (8-lane float16 loops; bfloat16
+    by c10's conversions): on an x86 host with those extensions, every path runs here."""
+    flags, paths = BUILDS[request.param]
+    if not flags:
+        return fused_cpu.load()
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip(f"{request.param}: an x86 instruction-set build, this host is {platform.machine()}")
+    ops = fused_cpu.build(flags)
+    assert ops.vector_path in paths, (request.param, ops.vector_path)
+    return ops
+
+
 @pytest.mark.parametrize("dtype,state_dtype",
                          [(d, None) for d in DTYPES] + [(d, torch.float32) for d in ("bfloat16", "float16")],
                          ids=list(DTYPES) + ["bfloat16-float32-state", "float16-float32-state"])
 @pytest.mark.parametrize("rule,variant", KERNEL_CASES, ids=[f"{r}-{v}" for r, v in KERNEL_CASES])
-def test_cpu_kernel_vector_lanes_equal_scalar_tail(rule, variant, dtype, state_dtype):
+def test_cpu_kernel_vector_lanes_equal_scalar_tail(rule, variant, dtype, state_dtype, kernel):
     """An element's step does not depend on where it sits: one tensor of 16·4 + 7 elements
     (vector loop, then a scalar tail; float16 through F16C's vector conversions) steps
     bitwise like the same elements as 71 one-element tensors (the scalar tail only, with
@@ -172,7 +198,6 @@ def test_cpu_kernel_vector_lanes_equal_scalar_tail(rule, variant, dtype, state_d
     vector narrowing must leave them to the integer rounding).  The oracle tests' tensors
     are too small to reach the vector loop."""
     dtype = DTYPES[dtype]
-    fused_cpu.load()
     info = torch.finfo(dtype)
     gen = torch.Generator().manual_seed(2)
     edges = torch.tensor([0.0, -0.0, float("inf"), -float("inf"), float("nan"), info.max,
@@ -189,10 +214,10 @@ def test_cpu_kernel_vector_lanes_equal_scalar_tail(rule, variant, dtype, state_d
     states = [values().abs().to(state_dtype or dtype) for _ in range(ns)]
     for flags, rows in [(3, [0]), (0, [1]), (1, [0])]:
         one = [param.clone()], [s.clone() for s in states]
-        assert fused_cpu.step(rule, variant, flags, one[0], [grad], one[1], [], KERNEL_SCALARS, rows)
+        assert kernel.step(rule, variant, flags, one[0], [grad], one[1], [], KERNEL_SCALARS, rows)
         each = list(param.clone().unbind()), [x for s in states for x in s.clone().unbind()]
-        assert fused_cpu.step(rule, variant, flags, each[0], list(grad.unbind()), each[1], [],
-                              KERNEL_SCALARS, rows * n)
+        assert kernel.step(rule, variant, flags, each[0], list(grad.unbind()), each[1], [],
+                           KERNEL_SCALARS, rows * n)
         for whole, parts in zip(one[0] + one[1], [each[0]] + [each[1][j * n:(j + 1) * n]
                                                               for j in range(ns)]):
             parts = torch.stack(parts)
@@ -317,14 +342,16 @@ def _assert_rounded_like_torch(actual: torch.Tensor, exact32: torch.Tensor) -> N
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16], ids=str)
-def test_fused_kernel_rounds_to_storage_like_torch(dtype):
+def test_fused_kernel_rounds_to_storage_like_torch(dtype, kernel, monkeypatch):
     """The kernel's one rounding per stored value is round-to-nearest-even, overflow to ±inf
     and gradual underflow — torch's ``Tensor.to`` — for the parameter and the state.
 
     SGD with lr = 1 stores θ − g, and with μ = 1 the buffer b₁ + g₂, each exact in float32
     by construction (``_tie_grid``); lr = ½ on multiples of the smallest subnormal lands
     halfway between subnormals.  The bound-based oracle cannot tell a truncating or
-    ties-away conversion from a correct one (each is within a rounding or two); this can."""
+    ties-away conversion from a correct one (each is within a rounding or two); this can.
+    Every instruction-set build of the kernel (``kernel``) is checked."""
+    monkeypatch.setitem(fused_cpu._state, "ops", kernel)
     x, y = _tie_grid(dtype)
     p = torch.nn.Parameter(x.clone())
     p.grad = -y

@@ -34,7 +34,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SOURCE", "FLAGS", "load", "module_name", "build_seconds"]
+__all__ = ["SOURCE", "FLAGS", "build", "load", "module_name", "build_seconds"]
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_cpu.cpp"
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
@@ -60,12 +60,23 @@ def _cpu_signature() -> str:
     return platform.processor() or platform.machine()
 
 
-def module_name() -> str:
+def module_name(extra_cflags: tuple[str, ...] = ()) -> str:
     digest = hashlib.sha256()
-    for part in (SOURCE.read_bytes(), " ".join(FLAGS + LDFLAGS).encode(), _cpu_signature().encode(),
-                 torch.__version__.encode()):
+    for part in (SOURCE.read_bytes(), " ".join(FLAGS + list(extra_cflags) + LDFLAGS).encode(),
+                 _cpu_signature().encode(), torch.__version__.encode()):
         digest.update(part)
     return f"optproof_fused_{digest.hexdigest()[:12]}"
+
+
+def build(extra_cflags: tuple[str, ...] = (), verbose: bool = False):
+    """Compile (or load from the cache) the extension with ``FLAGS`` and ``extra_cflags``.
+
+    Raises whatever the build raises.  ``extra_cflags`` lets the tests build the kernel's
+    other instruction-set paths on one machine (``-mno-avx512f``: the AVX2 loops)."""
+    from torch.utils.cpp_extension import load as _load
+
+    return _load(name=module_name(tuple(extra_cflags)), sources=[str(SOURCE)],
+                 extra_cflags=FLAGS + list(extra_cflags), extra_ldflags=LDFLAGS, verbose=verbose)
 
 
 def load(verbose: bool = False):
@@ -83,10 +94,7 @@ def load(verbose: bool = False):
             reason = "disabled by OPTPROOF_FUSED_CPU=0"
         else:
             try:
-                from torch.utils.cpp_extension import load as _load
-
-                ops = _load(name=module_name(), sources=[str(SOURCE)], extra_cflags=FLAGS,
-                            extra_ldflags=LDFLAGS, verbose=verbose)
+                ops = build(verbose=verbose)
                 reason = ""
             except Exception as exc:  # noqa: BLE001 - no compiler, no ninja, build error
                 reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[-1:]}"

@@ -128,6 +128,17 @@ template <> constexpr bool kWide<at::Half> = true;
 template <> constexpr bool kWide<at::BFloat16> = true;
 #endif
 #endif
+// which of the paths above this build took (the module's `vector_path`, for the tests)
+constexpr const char* kVectorPath =
+#if OPTPROOF_WIDE == 16 && defined(__AVX512BF16__)
+    "avx512-bf16";
+#elif OPTPROOF_WIDE == 16
+    "avx512";
+#elif OPTPROOF_WIDE == 8
+    "avx2";
+#else
+    "none";
+#endif
 
 enum Flag : int64_t { MAXIMIZE = 1, L2 = 2 };
 // scalar row layout (rules.py, RULE_SLOTS): [l2_weight_decay, decoupled_decay_factor, rule
@@ -538,4 +549,5 @@ std::vector<double> update_counters(const std::vector<at::Tensor>& xs,
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("step", &optproof_fused::step, pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def("update_counters", &optproof_fused::update_counters);
+  m.attr("vector_path") = optproof_fused::kVectorPath;
 }
