@@ -46,7 +46,7 @@ template <> struct Opmath<double> { using type = double; };
 // The two operations of the rules that are not plain arithmetic, for a scalar T and for the
 // float vector below: the square root, and torch.maximum (NaN propagates from either side).
 template <typename T> static inline T root(T x) { return std::sqrt(x); }
-template <typename T> static inline T nan_max(T a, T b) { return (a > b || a != a) ? a : b; }
+template <typename T> static inline T nan_max(T a, T b) { return ((a > b) | (a != a)) ? a : b; }
 
 // 16-bit memory, a vector at a time.  c10::Half converts one value per call (F16C's scalar
 // _cvtsh_ss / _cvtss_sh), which the compiler does not vectorise (nor does gcc 12 vectorise a
