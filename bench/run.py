@@ -417,6 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = {"torch": torch.__version__, "python": platform.python_version(),
                 "machine": platform.processor() or platform.machine(),
                 "threads": torch.get_num_threads(), "copy_gbps": copy_gbps,
+                "fused_cpu_vector_path": getattr(fused_cpu.load(), "vector_path", None),
                 "seconds": time.perf_counter() - t0}
         with open(args.json, "w") as fh:
             json.dump([{**asdict(r), "meta": meta} for r in records], fh, indent=1)

@@ -66,3 +66,22 @@ def test_tables_are_printed_with_the_targets(sgd_run):
     assert "optproof.torch_impl vs torch.optim" in stdout
     assert "float32 CPU targets" in stdout
     assert "≤ 1.00" in stdout and "≤ 0.33" in stdout
+
+
+def test_the_records_name_the_kernel_build(sgd_run):
+    records, _ = sgd_run
+    assert {r["meta"]["fused_cpu_vector_path"] for r in records} <= {
+        "avx512-bf16", "avx512", "avx2", "none", None}  # None: no C++ kernel could be built
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--dtypes", "float32,float8"], "dtypes must be a comma-separated list of float32, bfloat16, float16"),
+    (["--rules", "adam,lamb"], "rules must be a comma-separated list of sgd,"),
+    (["--sizes", "10x0"], "sizes must be comma-separated TENSORSxNUMEL with positive integers"),
+    (["--sizes", "1e6"], "sizes must be comma-separated TENSORSxNUMEL with positive integers"),
+])
+def test_bad_arguments_are_named_with_their_valid_values(argv, message):
+    proc = subprocess.run([sys.executable, str(BENCH), *argv], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr

@@ -50,7 +50,7 @@ template <typename T> static inline T nan_max(T a, T b) { return ((a > b) | (a !
 
 // 16-bit memory, a vector at a time.  c10::Half converts one value per call (F16C's scalar
 // _cvtsh_ss / _cvtss_sh), which the compiler does not vectorise (nor does gcc 12 vectorise a
-// _Float16 conversion without AVX512-FP16): a float16 loop ran 3-7x slower than torch's fused
+// _Float16 conversion without AVX512-FP16): a float16 loop ran 6-7x slower than torch's fused
 // kernels.  c10::BFloat16's integer rounding does vectorise, into about eight instructions per
 // vector.  So 16-bit parameters are loaded and stored W lanes at a time with explicit
 // conversions, and the rule runs on a float vector of gcc's vector extension: IEEE single
