@@ -15,6 +15,12 @@ Each configuration is chosen to expose a convention the frameworks disagree on
   initial accumulator.
 * **several tensors of one shape**: a state shared between parameter tensors (one m, v for all)
   can then run without a shape error, and shows.
+* **a tensor long enough to reach a vector loop** (``LONG``: 2·64 + 7 elements): a
+  vectorised kernel runs its vector loop on ``numel − numel mod W`` elements (W up to 32 for
+  16-bit types on AVX-512, more where a loop is unrolled) and scalar code on the rest; the
+  short tensors of the other configurations reach only the scalar code.  (torch 2.13's
+  fused CPU SGD on bfloat16/float16 never writes θ in its vector loop: conformant on every
+  other configuration, caught by this one.)
 
 Every configuration steps several parameter tensors; "different shapes" is ``(2, 3), (3,), ()``
 (a 0-d tensor included). Gradients are ``scale·(N(0, 1) + 0.3)·decayᵏ`` (the offset gives
@@ -29,10 +35,12 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Config", "Problem", "CONFIGS", "configs_for", "make_problem", "DIFFERENT", "SAME"]
+__all__ = ["Config", "Problem", "CONFIGS", "configs_for", "make_problem", "DIFFERENT", "SAME",
+           "LONG"]
 
 DIFFERENT = ((2, 3), (3,), ())
 SAME = ((3,), (3,), (3,))
+LONG = ((2 * 64 + 7,), (3,))
 
 
 @dataclass(frozen=True)
@@ -127,6 +135,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("amsgrad", "AMSGrad: max of raw v, then bias-corrected", {"lr": 1e-2, "betas": (0.9, 0.99), "eps": 1e-8, "weight_decay": 0.0, "amsgrad": True}, grad_decay=0.5),
         C("amsgrad-decay", "AMSGrad with decay under a changing lr", {"lr": 0.05, "betas": (0.5, 0.9), "eps": 1e-6, "weight_decay": 0.1, "amsgrad": True}, lr=SCHEDULE, grad_decay=0.6),
         C("maximize", "maximize: g ← −g", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}, shapes=LONG),
     ),
     "sgd": (
         C("plain", "no momentum", {"lr": 0.1, "momentum": 0.0, "weight_decay": 0.0}),
@@ -136,6 +145,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("decay-schedule", "L2 vs decoupled decay under a changing lr", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, lr=SGD_SCHEDULE),
         C("same-shapes", "state shared between tensors", {"lr": 0.05, "momentum": 0.5, "weight_decay": 0.0}, shapes=SAME),
         C("maximize", "maximize: g ← −g", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.05, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 0.1, "momentum": 0.9, "weight_decay": 0.1}, shapes=LONG),
     ),
     "adagrad": (
         C("plain", "accumulator from 0, ε outside the root", {"lr": 0.1, "weight_decay": 0.0}),
@@ -144,6 +154,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("decay-schedule", "L2 vs decoupled decay under a changing lr", {"lr": 0.1, "weight_decay": 0.1}, lr=SGD_SCHEDULE),
         C("same-shapes", "state shared between tensors; per-parameter counters", {"lr": 0.1, "weight_decay": 0.0}, shapes=SAME),
         C("maximize", "maximize: g ← −g", {"lr": 0.1, "weight_decay": 0.05, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 0.1, "weight_decay": 0.1}, shapes=LONG),
     ),
     "adadelta": (
         C("plain", "the default path", {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}),
@@ -151,6 +162,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("decay-schedule", "L2 vs decoupled decay under a changing lr", {"lr": 1.0, "rho": 0.5, "eps": 1e-6, "weight_decay": 0.1}, lr=ADADELTA_SCHEDULE),
         C("same-shapes", "state shared between tensors", {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.0}, shapes=SAME),
         C("maximize", "maximize: g ← −g", {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.05, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 1.0, "rho": 0.9, "eps": 1e-6, "weight_decay": 0.1}, shapes=LONG),
     ),
     "rmsprop": (
         C("plain", "ε outside the root", {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "weight_decay": 0.0}),
@@ -160,6 +172,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("decay-schedule", "L2 vs decoupled decay under a changing lr", {"lr": 1e-2, "alpha": 0.9, "eps": 1e-8, "weight_decay": 0.1}, lr=SCHEDULE),
         C("same-shapes", "state shared between tensors", {"lr": 1e-2, "alpha": 0.9, "eps": 1e-8, "momentum": 0.5, "weight_decay": 0.0}, shapes=SAME),
         C("maximize", "maximize: g ← −g", {"lr": 1e-2, "alpha": 0.9, "eps": 1e-8, "momentum": 0.9, "centered": True, "weight_decay": 0.05, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 1e-2, "alpha": 0.99, "eps": 1e-8, "momentum": 0.9, "weight_decay": 0.1}, shapes=LONG),
     ),
     "nadam": (
         C("plain", "torch's ψ schedule μₜ = β₁(1 − ½·0.96^{tψ})", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}),
@@ -169,6 +182,7 @@ CONFIGS: dict[str, tuple[Config, ...]] = {
         C("decoupled", "decoupled_weight_decay=True: θ ← θ(1 − γₜλ)", {"lr": 0.02, "betas": (0.8, 0.99), "eps": 1e-8, "weight_decay": 0.1, "decoupled_weight_decay": True}, lr=SCHEDULE),
         C("same-shapes", "state shared between tensors", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}, shapes=SAME),
         C("maximize", "maximize: g ← −g", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.05, "maximize": True}),
+        C("vector-loop", "a tensor that reaches a vectorised kernel's vector loop", {"lr": 1e-2, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}, shapes=LONG),
     ),
 }
 del C

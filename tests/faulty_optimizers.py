@@ -473,5 +473,11 @@ class HandSGD(_SGD):
     """torch's SGD written out by hand (the reference implementation, another code path)."""
 
 
+def torch_fused_sgd(params, **kwargs):
+    """torch.optim.SGD on its fused CPU kernel: in torch 2.13, with bfloat16/float16
+    parameters, the kernel's vector loop never writes θ (tests/test_vector_loops.py)."""
+    return torch.optim.SGD(params, fused=True, **kwargs)
+
+
 #: name → claimed rule
 FAITHFUL = {"HandAdam": "adam", "CapturableFormAdamW": "adamw", "HandSGD": "sgd"}

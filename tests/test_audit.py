@@ -77,6 +77,24 @@ def test_torch_nadam_float32_conforms():
     assert result.expected_result.worst_ratio <= 1
 
 
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_torch_fused_sgd_16bit_is_caught_by_the_vector_loop_configuration(dtype):
+    """A real fault of torch 2.13 (tests/test_vector_loops.py has the mechanism): its fused
+    CPU SGD never writes θ in the vector loop of 16-bit parameters.  Every configuration
+    with short tensors reaches only the scalar tail and passes; 'vector-loop' does not."""
+    result = audited("faulty_optimizers.torch_fused_sgd", dtype, rule="sgd")
+    assert result.verdict == "deviation"
+    first = result.first_divergence
+    assert (first.config, first.key, first.tensor) == ("vector-loop", "param", 0)
+    expected = result.expected_result
+    assert expected.failed == ["vector-loop"]
+
+
+def test_torch_fused_sgd_float32_conforms():
+    result = audited("faulty_optimizers.torch_fused_sgd", rule="sgd")
+    assert result.verdict == "conformant", result.diagnosis
+
 def test_rule_given_that_does_not_match_names_the_variant_that_does():
     result = audited("torch.optim.Adam", rule="adamw")
     assert result.verdict == "deviation" and result.best == "adam"
