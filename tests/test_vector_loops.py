@@ -1,5 +1,5 @@
-"""Every fused CPU kernel, optproof's and torch.optim's, on tensors long enough to reach its
-vector loop, against the one-step oracle.
+"""Every CPU kernel path (for-loop, foreach, fused), optproof's and torch.optim's, on tensors
+long enough to reach its vector loops, against the one-step oracle.
 
 The hypothesis oracle tests draw tensors of at most 6 elements (the mpmath reference runs
 element by element), and ``optproof audit`` steps shapes ``(2, 3), (3,), ()``: both reach
@@ -8,7 +8,8 @@ only a kernel's scalar tail.  A vectorised kernel runs its vector loop on
 types on AVX-512 (torch's ``Vectorized<BFloat16>``) and more where a loop is unrolled.  Here
 every parameter has ``N = 2·64 + 7`` elements — vectors of every width up to 64 lanes,
 then a tail — and the one-step oracle checks each element at the first step and at two
-steps from the kernel's own state, in every dtype.
+steps from the kernel's own state, in every dtype.  torch's NAdam is outside the bound by its
+documented float32 ``mu_product`` (``oracle.MU_PRODUCT``), an xfail here as in test_oracle.
 
 Finding, torch 2.13.0 (pinned): ``torch.optim.SGD(fused=True)`` on CPU with bfloat16 or
 float16 parameters never writes θ in its vector loop.  The reduced-precision ``sgd_math`` of
@@ -30,7 +31,7 @@ N = 2 * 64 + 7
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "bfloat16": torch.bfloat16,
           "float16": torch.float16}
 
-#: (class, constructor keywords): each fused rule's main variants
+#: (class, constructor keywords): each rule's main variants
 CONFIGS = [
     ("SGD", {"lr": 0.1}),
     ("SGD", {"lr": 0.1, "momentum": 0.9, "nesterov": True, "weight_decay": 0.1}),
@@ -50,23 +51,22 @@ TORCH_SGD_16BIT = (
 def _cases():
     for impl in oracle.IMPLS:
         for name, kwargs in CONFIGS:
-            if impl == "torch" and not oracle.ENTRIES[name].torch_fused:
-                continue
-            for dname, dtype in DTYPES.items():
-                marks = []
-                if impl == "torch" and name == "SGD" and dtype in (torch.bfloat16, torch.float16):
-                    marks = [pytest.mark.xfail(strict=True, reason=TORCH_SGD_16BIT)]
-                kw = "-".join(f"{k}={v}" for k, v in kwargs.items())
-                yield pytest.param(impl, name, kwargs, dtype, marks=marks,
-                                   id=f"{impl}-{name}-{kw}-{dname}")
+            for path in oracle.paths(impl, oracle.ENTRIES[name]):
+                for dname, dtype in DTYPES.items():
+                    marks = []
+                    if (impl, name, path) == ("torch", "SGD", "fused") and dtype.itemsize == 2:
+                        marks = [pytest.mark.xfail(strict=True, reason=TORCH_SGD_16BIT)]
+                    kw = "-".join(f"{k}={v}" for k, v in kwargs.items())
+                    yield pytest.param(impl, name, kwargs, path, dtype, marks=marks,
+                                       id=f"{impl}-{name}-{kw}-{path}-{dname}")
 
 
-@pytest.mark.parametrize("impl,name,kwargs,dtype", list(_cases()))
-def test_fused_vector_loop_within_derived_bound(impl, name, kwargs, dtype):
+@pytest.mark.parametrize("impl,name,kwargs,path,dtype", list(_cases()))
+def test_vector_loops_within_derived_bound(impl, name, kwargs, path, dtype):
     gen = torch.Generator().manual_seed(3)
     params = [torch.randn(N, generator=gen).to(dtype).requires_grad_(),
               torch.randn(5, N // 5 + 1, generator=gen).to(dtype).requires_grad_()]
-    optimizer = oracle.optimizer_class(impl, name)(params, **kwargs, fused=True)
+    optimizer = oracle.optimizer_class(impl, name)(params, **kwargs, **oracle.path_kwargs(path))
     entry = oracle.ENTRIES[name]
 
     def grads(k):
@@ -78,6 +78,8 @@ def test_fused_vector_loop_within_derived_bound(impl, name, kwargs, dtype):
         report.merge(oracle.one_step(optimizer, entry.rule_map, lambda: grads(k),
                                      steps_taken=None if entry.has_step else k))
     assert report.checked >= 3 * 2 * N
+    if report.violations and (impl, name) == ("torch", "NAdam"):  # as oracle.torch_mechanisms
+        pytest.xfail(f"{oracle.MU_PRODUCT} — measured {report.summary()}")
     report.assert_ok()
 
 
