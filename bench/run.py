@@ -16,8 +16,8 @@ claim, not the absolute times.
 Per record: the median step time after warm-up and the median page faults per step, the
 bytes a single-pass kernel must move per element per step (reads + writes of the parameter,
 the gradient and each state tensor, in the dtype), the effective bandwidth, and the ratio
-to torch's fastest path for the same
-rule, size, dtype and device (``ratio``) and to torch's fused path where it has one
+to torch's fastest path for the same rule, size, dtype and device (``ratio``) and to
+torch's fused path where it has one
 (``ratio_torch_fused``), each the median over rounds of the paired per-round ratio, with a
 95 % interval (``ratio_ci``, ``ratio_torch_fused_ci``).
 

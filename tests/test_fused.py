@@ -191,7 +191,7 @@ def kernel(request):
 @pytest.mark.parametrize("rule,variant", KERNEL_CASES, ids=[f"{r}-{v}" for r, v in KERNEL_CASES])
 def test_cpu_kernel_vector_lanes_equal_scalar_tail(rule, variant, dtype, state_dtype, kernel):
     """An element's step does not depend on where it sits: one tensor of 16·4 + 7 elements
-    (vector loop, then a scalar tail; float16 through F16C's vector conversions) steps
+    (vector loop, then a scalar tail; 16-bit types through explicit vector conversions) steps
     bitwise like the same elements as 71 one-element tensors (the scalar tail only, with
     c10's conversions), under every flag, at ±0, ±inf, NaN, subnormals and the overflow
     edge, placed alike in θ, g and the state (so that subnormal results occur: bfloat16's

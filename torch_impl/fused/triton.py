@@ -3,8 +3,9 @@
 A bucket of tensors is flattened into tables, not copied: one int64 table of the data pointers
 of every parameter, gradient and state tensor, the number of elements and the scalar row of
 each tensor, and a block table ``(tensor, first element)`` with one entry per ``BLOCK``
-elements of every tensor (built once per set of sizes and cached on the device).  Program ``pid`` reads its block's tensor, casts the table entries to typed
-pointers and updates ``BLOCK`` elements — the same single pass, prologue and per-rule element
+elements of every tensor (built once per set of sizes and cached on the device).  Program
+``pid`` reads its block's tensor, casts the table entries to typed pointers and updates
+``BLOCK`` elements — the same single pass, prologue and per-rule element
 update as the C++ kernel (the math, with its sources, is in :mod:`.rules`; the element updates
 are the ``@triton.jit`` functions below, one per rule, selected by a ``tl.constexpr``).
 
