@@ -3,7 +3,7 @@
 Subcommands are found by introspecting ``optproof.cli.build_parser()``, so the ones added
 later are covered without touching this file. The contract (the CLI's docstring): a usage
 error exits with status 2 and exactly one line ``optproof: error: …`` on standard error,
-never a traceback; a valid line exits 0 or 1 (``--help``/``--version`` exit 0).
+never a traceback; a valid line exits 0 or 1 (``--help``/``--version`` exit 0 and print the usage/the version).
 
 Two layers:
 
@@ -123,18 +123,31 @@ def check_contract(argv: list[str], status, stdout: str, stderr: str) -> None:
         assert stderr.count("\n") == 1 and stderr.endswith("\n"), (argv, stderr)
 
 
-@pytest.fixture
-def stub_runs(monkeypatch):
-    """``cli.build_parser`` whose subcommands parse but do not run."""
+def _stub(monkeypatch, keep: tuple[str, ...] = ()) -> None:
+    """Replace ``cli.build_parser`` by one whose subcommands parse but do not run, except
+    those in ``keep``."""
     real = cli.build_parser
 
     def build():
         parser = real()
-        for sub in _subcommands(parser).values():
-            sub.set_defaults(run=lambda args: 0)
+        for name, sub in _subcommands(parser).items():
+            if name not in keep:
+                sub.set_defaults(run=lambda args: 0)
         return parser
 
     monkeypatch.setattr(cli, "build_parser", build)
+
+
+@pytest.fixture
+def stub_runs(monkeypatch):
+    """``cli.build_parser`` whose subcommands parse but do not run."""
+    _stub(monkeypatch)
+
+
+@pytest.fixture
+def stub_unexecuted(monkeypatch):
+    """``cli.build_parser`` whose subcommands outside ``EXECUTE`` parse but do not run."""
+    _stub(monkeypatch, keep=tuple(EXECUTE))
 
 
 #: a CLI line is cheap: more examples than the profile's default (ci: 24)
@@ -165,15 +178,18 @@ def test_parsing_fuzz(command, stub_runs, monkeypatch, tmp_path):
 
 @given(st.lists(st.one_of(st.sampled_from(sorted(SUBCOMMANDS) + ["--version", "-h", "x"]),
                           st.text(max_size=8)), max_size=3))
+@example(["docs", "-h"])  # help exits 0 and prints the usage: a valid line, not an error
+@example(["-h"])
 @FUZZ
-def test_top_level_fuzz(argv):
-    # stubbing is not needed: a valid subcommand line here is short and read-only...
-    # unless it is a subcommand that is not in EXECUTE: then only parse it
-    if argv and argv[0] in SUBCOMMANDS and argv[0] not in EXECUTE:
-        with contextlib.suppress(cli.UsageError):
-            cli.build_parser().parse_args(argv)
-        return
-    check_contract(argv, *invoke(argv))
+def test_top_level_fuzz(stub_unexecuted, argv):
+    # a subcommand in EXECUTE runs for real (short and read-only); the others only parse
+    status, stdout, stderr = invoke(argv)
+    check_contract(argv, status, stdout, stderr)
+    if status == 0 and argv and argv[0] in ("-h", "--help", "--version"):
+        expected = "optproof " if argv[0] == "--version" else "usage: optproof"
+        assert stdout.startswith(expected), (argv, stdout)
+    elif status == 0 and {"-h", "--help"} & set(argv):  # help of a subcommand, or a version
+        assert stdout.startswith(("usage: optproof", "optproof ")), (argv, stdout)
 
 
 @pytest.mark.parametrize("command", sorted(EXECUTE))
