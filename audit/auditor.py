@@ -17,6 +17,7 @@ not name and ``--rule`` does not give — raise :class:`AuditUsageError`.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -114,10 +115,14 @@ def _choose_rule(target: Target, rule: str | None) -> tuple[str, str]:
 
 def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtype: str = "float32",
           device: str = "cpu", seed: int = 0, timeout: float | None = 60.0,
-          extra: Mapping[str, Any] | None = None, full: bool = False,
-          progress: Callable[[str, int], None] | None = None) -> AuditResult:
+          warmup: float | None = None, extra: Mapping[str, Any] | None = None,
+          full: bool = False, progress: Callable[[str, int], None] | None = None) -> AuditResult:
     """Audit ``target`` (an import path or a loaded :class:`Target`).
 
+    ``timeout`` bounds every call into the target (a construction, a step) in seconds
+    (``None``: no bound); ``warmup``, if given, replaces it for the calls before the
+    process's first completed step (imports, compilation: ``optproof audit`` without
+    ``--timeout`` allows `optproof.audit.cli.WARMUP_TIMEOUT`).
     ``extra`` are keywords added to every construction (``{"foreach": True}``);
     ``progress(description, total)`` is called before each unit of work; ``full`` evaluates
     every step of every configuration even after a hypothesis diverged (for the plot).
@@ -127,12 +132,20 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
         raise AuditUsageError(f"--dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     if steps < 1:
         raise AuditUsageError(f"--steps must be at least 1, got {steps}")
+    if timeout is not None and not 0 < timeout < math.inf:
+        raise AuditUsageError(f"--timeout must be a positive number of seconds, got {timeout}")
+    if seed < 0:
+        raise AuditUsageError(f"--seed must be a non-negative integer, got {seed}")
+    driving.allow_warmup(warmup)
     if device != "cpu":
         import torch
         try:
             torch.empty(0, device=device)
         except Exception as error:  # noqa: BLE001
             raise AuditUsageError(f"device {device!r} is not available: {error}") from None
+        if torch.device(device).type == "meta":
+            raise AuditUsageError("--device meta holds no values to compare; use a device "
+                                  "with memory (cpu, cuda, …)")
     if isinstance(target, str):
         try:
             target = load_target(target, extra=dict(extra or {}))

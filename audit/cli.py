@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
+from pathlib import Path
 
 __all__ = ["register"]
 
@@ -21,13 +24,36 @@ def _usage(message: str):
     return UsageError(message)
 
 
+#: seconds a call into the target may take when ``--timeout`` is not given; the calls before
+#: the process's first completed step may then take ``WARMUP_TIMEOUT`` (imports, compilation)
+DEFAULT_TIMEOUT = 60.0
+WARMUP_TIMEOUT = 300.0
+
+
+def _check_plot_path(path: str) -> None:
+    """Refuse, before the audit runs, a ``--plot`` file that cannot be written: no matplotlib,
+    a format matplotlib cannot write (its extension), or a folder that does not exist."""
+    try:
+        from matplotlib.backend_bases import FigureCanvasBase  # no pyplot, no backend
+    except ImportError:
+        raise _usage("--plot needs matplotlib: pip install 'optproof[plot]'") from None
+    target = Path(path)
+    suffix = target.suffix[1:].lower()
+    formats = FigureCanvasBase.get_supported_filetypes()
+    if suffix and suffix not in formats:
+        raise _usage(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
+                     f".{', .'.join(sorted(formats))}")
+    folder = target.parent
+    if not folder.is_dir():
+        raise _usage(f"--plot {path}: no folder {str(folder)!r}")
+    if not os.access(folder, os.W_OK):
+        raise _usage(f"--plot {path}: the folder {str(folder)!r} is not writable")
+
+
 def _audit(args: argparse.Namespace) -> int:
     from .auditor import AuditUsageError, audit
     if args.plot:
-        try:
-            import matplotlib  # noqa: F401
-        except ImportError:
-            raise _usage("--plot needs matplotlib: pip install 'optproof[plot]'") from None
+        _check_plot_path(args.plot)
     progress = None
     bar = None
     if not args.json and sys.stderr.isatty():
@@ -46,7 +72,9 @@ def _audit(args: argparse.Namespace) -> int:
                 bar.update(task, advance=1, description=what)
     try:
         result = audit(args.target, rule=args.rule, steps=args.steps, dtype=args.dtype,
-                       device=args.device, seed=args.seed, timeout=args.timeout,
+                       device=args.device, seed=args.seed,
+                       timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
+                       warmup=WARMUP_TIMEOUT if args.timeout is None else None,
                        full=bool(args.plot), progress=progress)
     except AuditUsageError as error:
         raise _usage(str(error)) from None
@@ -77,16 +105,23 @@ def _vectors(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(kind):
+def _number(kind, what: str, valid):
+    """An argparse ``type``: ``kind(text)`` for which ``valid`` holds, else a usage error
+    naming ``what`` was expected."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not valid(value):
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text}")
         return value
     return parse
+
+
+POSITIVE = _number(int, "a positive integer", lambda n: n > 0)
+NON_NEGATIVE = _number(int, "a non-negative integer", lambda n: n >= 0)
+SECONDS = _number(float, "a positive, finite number of seconds", lambda s: 0 < s < math.inf)
 
 
 def register(commands) -> None:
@@ -101,13 +136,20 @@ def register(commands) -> None:
                                       "pkg.mod:Class, optax.adamw, keras.optimizers.Adam")
     audit.add_argument("--rule", help="the rule it should follow (default: inferred from "
                                       "the class name; see optproof show --list)")
-    audit.add_argument("--steps", type=_positive(int), default=5, help="steps per configuration")
+    audit.add_argument("--steps", type=POSITIVE, default=5, help="steps per configuration")
     audit.add_argument("--dtype", default="float32",
                        choices=("float32", "float64", "bfloat16", "float16"))
-    audit.add_argument("--device", default="cpu", help="torch device of the parameters")
-    audit.add_argument("--seed", type=int, default=0, help="seed of the generated problems")
-    audit.add_argument("--timeout", type=_positive(float), default=60.0,
-                       help="seconds a single call into the target may take")
+    audit.add_argument("--device", default="cpu",
+                       help="torch device of the parameters (cpu, cuda, cuda:1, …)")
+    audit.add_argument("--seed", type=NON_NEGATIVE, default=0,
+                       help="seed of the generated problems")
+    audit.add_argument("--timeout", type=SECONDS, default=None, metavar="S",
+                       help="seconds each call into the target (a construction, one step) "
+                            "may take before the audit reports it as timed out and stops "
+                            "driving it. Given, it bounds every call, the first included; "
+                            f"not given, {DEFAULT_TIMEOUT:g} s, and the calls before the "
+                            f"first completed step may take {WARMUP_TIMEOUT:g} s (imports, "
+                            "compilation)")
     audit.add_argument("--json", action="store_true", help="machine-readable output")
     audit.add_argument("--plot", metavar="FILE", help="write a figure of the error per step")
     audit.set_defaults(run=_audit)
@@ -117,7 +159,7 @@ def register(commands) -> None:
         description="Inputs and reference outputs, as decimal strings, for checking another "
                     "framework's implementation of RULE.")
     vec.add_argument("rule", help="rule name (optproof show --list)")
-    vec.add_argument("--steps", type=_positive(int), default=3)
-    vec.add_argument("--seed", type=int, default=0)
-    vec.add_argument("--dps", type=_positive(int), default=30, help="significant digits")
+    vec.add_argument("--steps", type=POSITIVE, default=3)
+    vec.add_argument("--seed", type=NON_NEGATIVE, default=0)
+    vec.add_argument("--dps", type=POSITIVE, default=30, help="significant digits")
     vec.set_defaults(run=_vectors)

@@ -80,17 +80,24 @@ def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {first}" if first else type(error).__name__
 
 
-#: the first construction and step of a process may import and compile a lot (torch.optim
-#: imports torch._dynamo on first use, about 2 s): they get at least this long, so that the
-#: alarm never lands inside an import (which would leave the module half-initialised)
-WARMUP_TIMEOUT = 300.0
 _warm = False
+_warmup: float | None = None
+
+
+def allow_warmup(seconds: float | None) -> None:
+    """Let the calls before the process's first completed step take up to ``seconds``
+    (``None``: the timeout of each call bounds them as it bounds every other call).
+
+    Those calls may import and compile a lot (jax's first jit, a Keras optimizer's first
+    ``apply``); ``optproof audit`` without ``--timeout`` allows them
+    `optproof.audit.cli.WARMUP_TIMEOUT`, and an explicit timeout bounds them too."""
+    global _warmup
+    _warmup = seconds
 
 
 def _call(fn: Callable, timeout: float | None):
-    global _warm
-    if not _warm and timeout:
-        timeout = max(timeout, WARMUP_TIMEOUT)
+    if not _warm and timeout and _warmup:
+        timeout = max(timeout, _warmup)
     with deadline(timeout):
         out = fn()
     return out

@@ -392,6 +392,15 @@ class AdamHangs(_Adam):
         return super().step(closure)
 
 
+class AdamHangsAtOnce(_Adam):
+    """Never returns from its first step (the warm-up allowance would apply to it)."""
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        while True:
+            time.sleep(0.01)
+
+
 class AdamRaises(_Adam):
     """Raises in its second step."""
 
