@@ -99,7 +99,8 @@ def load_target(path: str, *, extra: dict[str, Any] | None = None) -> Target:
     except ValueError as error:
         raise TargetError(str(error)) from None
     if not callable(obj):
-        raise TargetError(f"{path!r} is a {type(obj).__name__}, not an optimizer class or factory")
+        raise TargetError(f"{path!r} is not an optimizer class or factory (its type is "
+                          f"{type(obj).__name__})")
     import torch
     if isinstance(obj, type) and not issubclass(obj, torch.optim.Optimizer):
         raise TargetError(f"{path!r} is a class but not a torch.optim.Optimizer subclass "

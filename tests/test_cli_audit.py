@@ -96,3 +96,8 @@ def test_help_says_what_the_timeout_bounds(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "bounds every call, the first included" in text
     assert f"{WARMUP_TIMEOUT:g} s" in text and f"{DEFAULT_TIMEOUT:g} s" in text
+
+
+def test_a_target_that_is_not_an_optimizer_is_named_with_its_type(capsys):
+    err = _usage_error(capsys, ["audit", "os.F_OK"])
+    assert "'os.F_OK' is not an optimizer class or factory (its type is int)" in err

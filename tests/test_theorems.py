@@ -4,6 +4,7 @@ is current, and ``optproof derive`` behaves."""
 
 import difflib
 import random
+import sys
 
 import pytest
 import sympy as sp
@@ -132,3 +133,34 @@ def test_cli_derive_usage_errors(capsys, argv, message):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_cli_derive_refuses_more_steps_than_measured_to_finish(capsys):
+    for th in theorems():
+        if not th.uses_steps:
+            continue
+        assert th.default_steps <= th.max_steps
+        assert main(["derive", th.name, "--steps", str(th.max_steps + 1)]) == 2
+        err = capsys.readouterr().err
+        assert f"at most {th.max_steps}" in err and err.count("\n") == 1, err
+
+
+def test_render_and_prove_report_their_progress():
+    th = theorem("adam-l2-vs-adamw")
+    for run in (lambda seen: render(th, "unicode", 2, progress=seen.append),
+                lambda seen: prove(th, 2, progress=seen.append)):
+        seen: list[str] = []
+        run(seen)
+        claims = len(th.claims(2))
+        assert seen[0] == f"{th.name}: deriving (k = 2)"
+        assert [s for s in seen if "proving claim" in s] == [
+            f"{th.name}: proving claim {i}/{claims}" for i in range(1, claims + 1)]
+
+
+def test_cli_derive_shows_progress_on_a_terminal_only(capsys, monkeypatch):
+    argv = ["derive", "adam-l2-vs-adamw", "--steps", "2"]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == ""  # not a terminal: quiet
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert main(argv) == 0
+    assert "adam-l2-vs-adamw: proving claim" in capsys.readouterr().err

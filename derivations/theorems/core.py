@@ -106,6 +106,9 @@ class Theorem:
     unroll nothing ignore k); ``counterfeit(k)`` returns deliberately wrong claims of the same
     shape, which the same proof procedure must reject (the negative controls);
     ``crosscheck(rng, k)`` compares with :func:`optproof.reference.run` trajectories.
+    ``max_steps`` is the largest k ``optproof derive`` accepts: the symbolic work grows
+    steeply with k, and this k was measured to finish within a minute on a 2-core machine
+    (``bench/derive_steps.py``, the table in ``bench/README.md``).
     """
 
     name: str
@@ -117,6 +120,7 @@ class Theorem:
     crosscheck: Callable[[random.Random, int], list[Check]] | None = None
     default_steps: int = 3
     uses_steps: bool = True
+    max_steps: int = 3
 
     def claims(self, k: int | None = None) -> list[Claim]:
         return [b for b in self.derive(self.default_steps if k is None else k)
@@ -309,17 +313,31 @@ class Report:
         return "FAILED (numeric)"
 
 
-def prove(theorem: Theorem, k: int | None = None, *, seed: int = 0) -> Report:
+#: ``progress(what)``: told what a long derivation starts next
+Progress = Callable[[str], None]
+
+
+def _quiet(what: str) -> None:
+    pass
+
+
+def prove(theorem: Theorem, k: int | None = None, *, seed: int = 0,
+          progress: Progress = _quiet) -> Report:
     """Prove every claim of ``theorem`` and run its numeric checks."""
     start = time.perf_counter()
     k = theorem.default_steps if k is None else k
     rng = random.Random(f"{theorem.name}:{seed}")
+    progress(f"{theorem.name}: deriving (k = {k})")
     claims = theorem.claims(k)
-    results = tuple(prove_claim(c) for c in claims)
+    results = []
+    for i, claim in enumerate(claims, start=1):
+        progress(f"{theorem.name}: proving claim {i}/{len(claims)}")
+        results.append(prove_claim(claim))
+    progress(f"{theorem.name}: numeric checks")
     checks = [numeric_check(c, rng) for c in claims]
     if theorem.crosscheck is not None:
         checks += theorem.crosscheck(rng, k)
-    return Report(theorem, k, results, tuple(checks), time.perf_counter() - start)
+    return Report(theorem, k, tuple(results), tuple(checks), time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------------------------ printing
@@ -389,12 +407,17 @@ def _equation_rows(block: Equations) -> list[tuple[sp.Expr, str, sp.Expr]]:
 
 
 def render(theorem: Theorem, fmt: str = "unicode", k: int | None = None,
-           results: Mapping[int, ClaimResult] | None = None) -> str:
-    """The statement and the derivation of ``theorem`` for ``k`` steps in format ``fmt``."""
+           results: Mapping[int, ClaimResult] | None = None,
+           progress: Progress = _quiet) -> str:
+    """The statement and the derivation of ``theorem`` for ``k`` steps in format ``fmt``;
+    ``progress`` is told each stage (the derivation, each claim's proof)."""
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     k = theorem.default_steps if k is None else k
+    progress(f"{theorem.name}: deriving (k = {k})")
     blocks = theorem.derive(k)
+    claims = sum(isinstance(b, Claim) for b in blocks)
+    proved = 0
     steps = f" (k = {k})" if theorem.uses_steps else ""
     out: list[str] = []
     if fmt == "markdown":
@@ -413,6 +436,8 @@ def render(theorem: Theorem, fmt: str = "unicode", k: int | None = None,
             rows = _equation_rows(block)
             with_why = block.relation == "←"
         else:
+            proved += 1
+            progress(f"{theorem.name}: proving claim {proved}/{claims}")
             result = prove_claim(block)
             head = _claim_head(block, result)
             rows = _claim_rows(block, result)
