@@ -25,15 +25,18 @@ from .compile import Compiled, compile_program
 __all__ = ["run", "resolve", "Resolved", "start_state", "to_mpf"]
 
 
-def to_mpf(value: Any, name: str = "value") -> mpmath.mpf:
+def to_mpf(value: Any, name: str = "value", *, strings: bool = True) -> mpmath.mpf:
     """``value`` as an mpmath number, exactly for floats and ints; decimal strings are read at
-    the working precision. Anything else raises ``TypeError`` naming ``name``."""
+    the working precision (unless ``strings`` is false). Anything else raises ``TypeError``
+    naming ``name``."""
     if isinstance(value, mpmath.mpf):
         return value
-    if isinstance(value, bool) or not isinstance(value, (Real, str)):
+    if isinstance(value, bool) or not isinstance(value, (Real, str)) or (
+            isinstance(value, str) and not strings):
         if hasattr(value, "item"):  # numpy / torch scalars
             return to_mpf(value.item(), name)
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} "
+                        f"{value!r}")
     if isinstance(value, str):
         try:
             return mpmath.mpf(value)
@@ -74,8 +77,9 @@ def _check_domain(spec: Spec, key: str, hyper, value: mpmath.mpf) -> None:
 def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolved:
     """Check ``hyper`` (torch.optim keyword names) against ``spec`` and fill in defaults.
 
-    Flags must be ``bool``; numbers must lie in their domains; a numeric hyperparameter may be
-    a list with one value per step (a schedule). Errors name the parameter and its range.
+    Flags must be ``bool``; numbers must be real numbers (not strings: torch.optim raises
+    ``TypeError`` for ``lr="0.01"``) in their domains; a numeric hyperparameter may be a list
+    with one value per step (a schedule). Errors name the parameter and its range.
     """
     spec = get_rule(spec) if isinstance(spec, str) else spec
     hyper = dict(hyper or {})
@@ -96,7 +100,8 @@ def resolve(spec: Spec | str, hyper: Mapping[str, Any] | None = None) -> Resolve
                 raise TypeError(f"{h.keyword} must be a tuple of at least {h.index + 1} numbers")
             raw = raw[h.index]
         key = h.key
-        values = [to_mpf(v, key) for v in raw] if isinstance(raw, (list, tuple)) else [to_mpf(raw, key)]
+        values = [to_mpf(v, key, strings=False)
+                  for v in (raw if isinstance(raw, (list, tuple)) else [raw])]
         for v in values:
             _check_domain(spec, key, h, v)
         schedule[h.symbol] = values if isinstance(raw, (list, tuple)) else values[0]
@@ -146,7 +151,9 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
     """Run ``rule`` on the flat parameter list ``params`` for ``len(grads)`` steps.
 
     ``hyper`` uses torch.optim's keyword names (``lr``, ``betas``, ``eps``, ``weight_decay``,
-    ``amsgrad``, ``maximize``, …); ``grads[k]`` is the flat gradient of step k + 1. ``state``
+    ``amsgrad``, ``maximize``, …); ``grads[k]`` is the flat gradient of step k + 1. Empty
+    ``params`` (with empty gradients) are a valid run, as an empty tensor is to torch.optim:
+    each step's record has empty lists and the step count. ``state``
     starts the run from a given state: ``{"step": t₀, "exp_avg": [...], ...}`` (missing keys
     start at the rule's initial value). Returns one dict per step, ``{"param": [...],
     "step": t, <torch state key>: [...]}`` of ``mpmath.mpf`` numbers at ``dps`` digits.
@@ -182,8 +189,9 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
 
 
 def _elementwise(compiled: Compiled, scalars, columns, n: int) -> dict[sp.Symbol, list]:
-    """Evaluate the per-element lines for every element; returns each target's column."""
-    results: dict[sp.Symbol, list] = {}
+    """Evaluate the per-element lines for every element; returns each target's column
+    (empty columns for no elements)."""
+    results: dict[sp.Symbol, list] = {ev.target: [None] * n for ev in compiled.per_element}
     for i in range(n):
         env = dict(scalars)
         env.update({sym: col[i] for sym, col in columns.items()})
@@ -191,7 +199,6 @@ def _elementwise(compiled: Compiled, scalars, columns, n: int) -> dict[sp.Symbol
             value = ev.fn(*(env[a] for a in ev.args))
             # a real kernel's root of a negative number is NaN, not an imaginary number
             env[ev.target] = mpmath.nan if isinstance(value, mpmath.mpc) else value
-            results.setdefault(ev.target, [None] * n)
         for target in results:
             results[target][i] = env[target]
     return results

@@ -88,7 +88,10 @@ def test_floats_convert_exactly():
     ({"weight_decay": -0.1}, ValueError, r"Invalid weight_decay"),
     ({"amsgrad": 1}, TypeError, r"amsgrad must be a bool"),
     ({"momentum": 0.9}, TypeError, r"unexpected keyword 'momentum'"),
-    ({"lr": "fast"}, ValueError, r"lr must be a real number, got 'fast'"),
+    ({"lr": "fast"}, TypeError, r"lr must be a real number, got str 'fast'"),
+    ({"lr": "0.01"}, TypeError, r"lr must be a real number, got str '0.01'"),
+    ({"betas": ("0.9", 0.999)}, TypeError, r"betas\[0\] must be a real number, got str"),
+    ({"weight_decay": ["0.1"]}, TypeError, r"weight_decay must be a real number, got str"),
     ({"lr": None}, TypeError, r"lr must be a real number"),
 ])
 def test_bad_hyperparameters_name_the_parameter(hyper, error, pattern):
@@ -115,3 +118,37 @@ def test_quantities_of_t_alone_are_computed_once_per_step(spec):
         assert t not in ev.expr.free_symbols
         for node in ev.expr.args:  # no per-element line evaluates a per-step sub-expression
             assert node.is_Atom or not node.free_symbols <= scalar, (ev.target, node)
+
+
+def test_a_string_hyperparameter_is_a_type_error_as_in_torch():
+    with pytest.raises(TypeError):  # the behaviour the reference follows
+        torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr="0.01")
+    with pytest.raises(TypeError, match="lr"):
+        run("adam", {"lr": "0.01"}, PARAMS, GRADS[:1])
+
+
+@pytest.mark.parametrize("spec", rules(), ids=lambda s: s.name)
+def test_no_elements_is_a_run_of_empty_records(spec):
+    """Empty ``params`` are what an empty tensor is to torch.optim: every step runs, the step
+    count advances and the state holds empty values, with the keys of a non-empty run."""
+    empty = run(spec, {}, [], [[], []])
+    one = run(spec, {}, [1.0], [[0.5], [0.25]])
+    assert [r["step"] for r in empty] == [1, 2]
+    for a, b in zip(empty, one):
+        assert set(a) == set(b)
+        for key, value in b.items():
+            if isinstance(value, list):
+                assert a[key] == [], key
+
+
+def test_no_elements_matches_torch_on_an_empty_tensor():
+    x = torch.empty(0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.AdamW([x])
+    for _ in range(2):
+        x.grad = torch.empty(0, dtype=torch.float64)
+        opt.step()
+    (last,) = run("adamw", {}, [], [[], []])[-1:]
+    theirs = opt.state[x]
+    assert set(last) == {"param", *theirs}
+    assert last["step"] == theirs["step"].item()
+    assert all(last[k] == theirs[k].tolist() == [] for k in theirs if k != "step")
