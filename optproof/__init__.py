@@ -13,8 +13,17 @@ and ``optproof.audit``. The most used names are re-exported here, imported on fi
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
 __version__ = "0.1.0"
+
+# In the source tree the subpackages are the folders beside this one (pyproject.toml's
+# package-dir maps derivations/ to optproof.derivations, and so on); an installed copy has
+# them inside. Python run from the tree's root imports this folder, not the installed copy
+# (the current directory comes first on sys.path), so there they are looked up beside it.
+_TREE = Path(__file__).resolve().parent.parent
+if not Path(__file__).with_name("audit").is_dir() and (_TREE / "audit" / "__init__.py").is_file():
+    __path__.append(str(_TREE))
 
 _EXPORTS = {
     "rule": "optproof.derivations",

@@ -45,3 +45,23 @@ def test_the_declared_torch_range_is_the_one_the_tests_verify():
     assert f"`{declared}`" in readme and f"torch.optim **{minor}**" in readme
     import optproof.torch_impl
     assert f"torch.optim {minor} classes" in " ".join(optproof.torch_impl.__doc__.split())
+
+
+def test_the_subpackages_import_from_the_tree_root_without_the_editable_finder():
+    """With a non-editable install, Python run from the repository root imports the tree's
+    ``optproof/`` folder (the current directory comes first on sys.path): its subpackages
+    must resolve there too, to the tree's folders, without the editable install's finder."""
+    import subprocess
+    import sys
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = {name: folder for name, folder in config["package-dir"].items() if "." in name}
+    code = ("import importlib, sys\n"
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in repr(f).lower()]\n"
+            "for name in sys.argv[1:]:\n"
+            "    print(importlib.import_module(name).__file__)\n")
+    done = subprocess.run([sys.executable, "-c", code, *mapped], cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stderr
+    files = [Path(line) for line in done.stdout.splitlines()]
+    assert files == [ROOT / folder / "__init__.py" for folder in mapped.values()]
