@@ -3,8 +3,9 @@
 Technique (chosen by measurement, see ``bench/README.md``): ``csrc/fused_cpu.cpp`` is
 compiled with :func:`torch.utils.cpp_extension.load` the first time a ``fused=True``
 optimizer steps on CPU, into torch's persistent extension cache
-(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load
-the cached ``.so`` in well under a second.  The source includes only the small ATen headers
+(``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), saying so in one line
+on standard error when the compile starts; later processes load the cached ``.so`` in well
+under a second, silently.  The source includes only the small ATen headers
 and torch's pybind11 tensor casters (``torch/csrc/utils/pybind.h``, not the much larger
 ``torch/extension.h``), so the one-off compile takes about 20 s on the 2-core CI machine for
 every rule, flag, dtype and tensor count, where
@@ -27,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import sys
 import threading
 import time
 import warnings
@@ -34,7 +36,7 @@ from pathlib import Path
 
 import torch
 
-__all__ = ["SOURCE", "FLAGS", "build", "load", "module_name", "build_seconds"]
+__all__ = ["SOURCE", "FLAGS", "build", "cache_folder", "load", "module_name", "build_seconds"]
 
 SOURCE = Path(__file__).with_name("csrc") / "fused_cpu.cpp"
 FLAGS = ["-O3", "-march=native", "-fno-math-errno", "-ffp-contract=off", "-fopenmp"]
@@ -68,15 +70,30 @@ def module_name(extra_cflags: tuple[str, ...] = ()) -> str:
     return f"optproof_fused_{digest.hexdigest()[:12]}"
 
 
+def cache_folder(name: str) -> Path:
+    """The folder of torch's extension cache that holds the extension ``name``
+    (``$TORCH_EXTENSIONS_DIR/<name>``, by default under ``~/.cache/torch_extensions``)."""
+    from torch.utils.cpp_extension import _get_build_directory
+
+    return Path(_get_build_directory(name, verbose=False))
+
+
 def build(extra_cflags: tuple[str, ...] = (), verbose: bool = False):
     """Compile (or load from the cache) the extension with ``FLAGS`` and ``extra_cflags``.
 
-    Raises whatever the build raises.  ``extra_cflags`` lets the tests build the kernel's
-    other instruction-set paths on one machine (``-mno-avx512f``: the AVX2 loops)."""
+    A compile (no ``.so`` in the cache yet) first prints one line to standard error naming
+    the cache folder, since it takes 15–60 s.  Raises whatever the build raises.
+    ``extra_cflags`` lets the tests build the kernel's other instruction-set paths on one
+    machine (``-mno-avx512f``: the AVX2 loops)."""
     from torch.utils.cpp_extension import load as _load
 
-    return _load(name=module_name(tuple(extra_cflags)), sources=[str(SOURCE)],
-                 extra_cflags=FLAGS + list(extra_cflags), extra_ldflags=LDFLAGS, verbose=verbose)
+    name = module_name(tuple(extra_cflags))
+    folder = cache_folder(name)
+    if not (folder / f"{name}.so").exists():
+        print(f"optproof: compiling the fused CPU kernels once for this machine and torch "
+              f"(15-60 s) into {folder}", file=sys.stderr, flush=True)
+    return _load(name=name, sources=[str(SOURCE)], extra_cflags=FLAGS + list(extra_cflags),
+                 extra_ldflags=LDFLAGS, build_directory=str(folder), verbose=verbose)
 
 
 def load(verbose: bool = False):
