@@ -164,3 +164,10 @@ def test_cli_derive_shows_progress_on_a_terminal_only(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
     assert main(argv) == 0
     assert "adam-l2-vs-adamw: proving claim" in capsys.readouterr().err
+
+
+def test_sgd_l2_equals_decoupled_proves_at_one_step():
+    # its momentum cross-check runs two steps (the difference starts at step 2): the lr
+    # schedule must cover them even at k = 1
+    report = prove(theorem("sgd-l2-equals-decoupled"), 1)
+    assert report.ok, report

@@ -110,12 +110,13 @@ def _sgd_l2_wrong(k: int) -> list[Claim]:
 
 
 def _sgd_l2_check(rng: random.Random, k: int) -> list[Check]:
-    lr = [rng.uniform(0.01, 0.5) for _ in range(k)]
-    h = {"lr": lr, "weight_decay": rng.uniform(0.05, 0.5)}
+    lr = [rng.uniform(0.01, 0.5) for _ in range(max(k, 2))]  # momentum differs from step 2
+    h = {"lr": lr[:k], "weight_decay": rng.uniform(0.05, 0.5)}
+    m = {**h, "lr": lr, "momentum": 0.9}
     return [runs_compare("sgd vs sgdw (momentum 0, schedule)", ("sgd", h), ("sgdw", h), k, rng),
             reference_check("sgd (momentum 0)", _plain(k, "sgd"), "sgd", h, rng),
-            runs_compare("sgd vs sgdw (momentum 0.9)", ("sgd", {**h, "momentum": 0.9}),
-                         ("sgdw", {**h, "momentum": 0.9}), max(k, 2), rng, agree=False)]
+            runs_compare("sgd vs sgdw (momentum 0.9)", ("sgd", m), ("sgdw", m), max(k, 2), rng,
+                         agree=False)]
 
 
 SGD_L2_EQUALS_DECOUPLED = Theorem(
