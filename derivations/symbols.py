@@ -63,7 +63,7 @@ HYPERS: dict[str, Hyper] = {
         _h("gamma", "lr", _pos, "learning rate (the value the optimizer sees this step)", positive=True),
         _h("beta_1", "betas", _unit, "decay of the first-moment EMA", index=0, nonnegative=True),
         _h("beta_2", "betas", _unit, "decay of the second-moment EMA", index=1, nonnegative=True),
-        _h("epsilon", "eps", _pos, "term added for numerical stability", positive=True),
+        _h("epsilon", "eps", _nonneg, "term added for numerical stability", nonnegative=True),
         _h("lambda", "weight_decay", _nonneg, "weight-decay coefficient", skipped_at_zero=True,
            nonnegative=True),
         _h("eta_t", "schedule_multiplier", _pos,

@@ -153,7 +153,9 @@ def run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any]
     ``hyper`` uses torch.optim's keyword names (``lr``, ``betas``, ``eps``, ``weight_decay``,
     ``amsgrad``, ``maximize``, …); ``grads[k]`` is the flat gradient of step k + 1. Empty
     ``params`` (with empty gradients) are a valid run, as an empty tensor is to torch.optim:
-    each step's record has empty lists and the step count. ``state``
+    each step's record has empty lists and the step count. An element whose step divides by
+    an exact zero (``eps = 0``, which torch.optim accepts, where the second moment is still 0:
+    every gradient so far was 0, so the numerator is 0 too) is NaN, as torch's 0/0. ``state``
     starts the run from a given state: ``{"step": t₀, "exp_avg": [...], ...}`` (missing keys
     start at the rule's initial value). Returns one dict per step, ``{"param": [...],
     "step": t, <torch state key>: [...]}`` of ``mpmath.mpf`` numbers at ``dps`` digits.
@@ -196,7 +198,10 @@ def _elementwise(compiled: Compiled, scalars, columns, n: int) -> dict[sp.Symbol
         env = dict(scalars)
         env.update({sym: col[i] for sym, col in columns.items()})
         for ev in compiled.per_element:
-            value = ev.fn(*(env[a] for a in ev.args))
+            try:
+                value = ev.fn(*(env[a] for a in ev.args))
+            except ZeroDivisionError:  # eps = 0 where every gradient so far was 0: 0/0
+                value = mpmath.nan
             # a real kernel's root of a negative number is NaN, not an imaginary number
             env[ev.target] = mpmath.nan if isinstance(value, mpmath.mpc) else value
         for target in results:

@@ -1,12 +1,14 @@
 """``optproof.reference.run``: its contract, its errors, and agreement with torch.optim."""
 
+import math
+
 import mpmath
 import pytest
 import torch
 
 from optproof.derivations import rules
 from optproof.derivations.symbols import t
-from optproof.reference import resolve, run
+from optproof.reference import bounded_run, resolve, run
 
 GRADS = [[0.5, -0.25, 3.0], [-1.5, 0.125, 2.0], [0.75, 0.0, -4.0]]
 PARAMS = [1.0, -2.0, 0.5]
@@ -84,7 +86,7 @@ def test_floats_convert_exactly():
     ({"lr": -1.0}, ValueError, r"Invalid lr .*\(0, oo\)"),
     ({"betas": (1.0, 0.999)}, ValueError, r"Invalid betas\[0\]"),
     ({"betas": (0.9, -0.1)}, ValueError, r"Invalid betas\[1\]"),
-    ({"eps": 0.0}, ValueError, r"Invalid eps"),
+    ({"eps": -1e-8}, ValueError, r"Invalid eps .*must lie in Interval\(0, oo\)"),
     ({"weight_decay": -0.1}, ValueError, r"Invalid weight_decay"),
     ({"amsgrad": 1}, TypeError, r"amsgrad must be a bool"),
     ({"momentum": 0.9}, TypeError, r"unexpected keyword 'momentum'"),
@@ -152,3 +154,35 @@ def test_no_elements_matches_torch_on_an_empty_tensor():
     assert set(last) == {"param", *theirs}
     assert last["step"] == theirs["step"].item()
     assert all(last[k] == theirs[k].tolist() == [] for k in theirs if k != "step")
+
+
+EPS_ZERO = [  # every rule with an eps that torch.optim accepts at 0 (it checks 0 <= eps)
+    ("adam", torch.optim.Adam, {}), ("adamw", torch.optim.AdamW, {"amsgrad": True}),
+    ("adagrad", torch.optim.Adagrad, {}), ("rmsprop", torch.optim.RMSprop, {}),
+    ("rmsprop", torch.optim.RMSprop, {"centered": True, "momentum": 0.5}),
+    ("adadelta", torch.optim.Adadelta, {}), ("nadam", torch.optim.NAdam, {}),
+]
+
+
+@pytest.mark.parametrize("name,cls,hyper", EPS_ZERO, ids=lambda x: x if isinstance(x, str) else "")
+def test_eps_zero_is_accepted_and_agrees_with_torch(name, cls, hyper):
+    """eps = 0 lies in torch's domain and in the spec's: the same steps in float64, and NaN
+    (0/0) in the element whose gradients were all 0, in both."""
+    hyper = {**hyper, "eps": 0.0}
+    params, grads = [1.0, 2.0], [[0.5, 0.0], [-0.25, 0.0], [0.125, 0.0]]
+    ours = run(name, hyper, params, grads)
+    theirs = _torch_trajectory(cls, hyper, params, grads)
+    for a, b in zip(ours, theirs):
+        moved, zero = a["param"]
+        expected = b["param"].tolist()
+        assert mpmath.isnan(zero) and math.isnan(expected[1])
+        # NAdam: torch keeps its mu-product in float32 (a documented difference)
+        assert abs(moved - mpmath.mpf(expected[0])) <= (1e-9 if name == "nadam" else 1e-13)
+
+
+def test_bounds_make_no_claim_where_eps_zero_divides_by_zero():
+    last = bounded_run("adam", {"eps": 0.0}, [1.0, 2.0], [[0.5, 0.0], [0.25, 0.0]],
+                       "float32")[-1]
+    (x, e), (nan, unbounded) = last["param"]
+    assert mpmath.isfinite(x) and e < 1e-6
+    assert mpmath.isnan(nan) and unbounded == mpmath.inf

@@ -62,7 +62,7 @@ ADAMW_FULLY_DECOUPLED = _adamw(
     "adamw:fully-decoupled", "AdamW with decay independent of the learning rate: θ ← θ(1 − λ)",
     None, "TensorFlow Addons AdamW (DecoupledWeightDecayExtension)")
 
-EPS_HAT = Hyper(sp.Symbol("epsilonhat", real=True, positive=True), EPS.domain, "eps", None,
+EPS_HAT = Hyper(sp.Symbol("epsilonhat", real=True, nonnegative=True), EPS.domain, "eps", None,
                 "ε̂, added to √vₜ before the bias corrections are applied (Keras/TF)")
 
 
