@@ -165,7 +165,7 @@ BIAS_CORRECTION = Theorem(
               "= Σᵢ wᵢgᵢ with Σᵢ wᵢ = 1 (likewise v̂ₜ for gᵢ²): a constant gradient c gives "
               "m̂ₜ = c and v̂ₜ = c² at every step; checked on the unrolled `adam` for k steps.",
     sources=(f"{KB}, §3 (initialization bias correction)", TORCH),
-    derive=_bias, counterfeit=_bias_wrong, crosscheck=_bias_check, default_steps=3,
+    derive=_bias, counterfeit=_bias_wrong, crosscheck=_bias_check, default_steps=3, max_steps=26,
 )
 
 
@@ -331,7 +331,8 @@ ADAM_L2_VS_ADAMW = Theorem(
               "given); from any state the L2 step's decay term is γλ(1 − β₁)θₜ₋₁/((1 − β₁ᵗ)(√v̂ₜ + ε)) "
               "(v̂ₜ from g + λθ) against AdamW's γλθₜ₋₁.",
     sources=(LH, KB, TORCH),
-    derive=_l2_vs_w, counterfeit=_l2_vs_w_wrong, crosscheck=_l2_vs_w_check, default_steps=2,
+    derive=_l2_vs_w, counterfeit=_l2_vs_w_wrong, crosscheck=_l2_vs_w_check,
+    default_steps=2, max_steps=3,
 )
 
 
@@ -417,7 +418,8 @@ ADAMW_DECAY_SCALING = Theorem(
               "constant λ_f = γλ only at constant lr); proved on k unrolled steps.",
     sources=(LH, "torch issue #38853", "TensorFlow Addons AdamW (DecoupledWeightDecayExtension)",
              "torch 2.13.0 torch/optim/adamw.py"),
-    derive=_scaling, counterfeit=_scaling_wrong, crosscheck=_scaling_check, default_steps=2,
+    derive=_scaling, counterfeit=_scaling_wrong, crosscheck=_scaling_check,
+    default_steps=2, max_steps=6,
 )
 
 
@@ -520,7 +522,7 @@ ADAMW_EMA_TIMESCALE = Theorem(
               "with rate γλ (timescale 1/(γλ) steps, a proper average for 0 < γλ < 1). Under a "
               "schedule γₜ the factors become ∏(1 − γⱼλ): still an average, no single timescale.",
     sources=("Wang & Aitchison 2024, arXiv:2405.13698", LH, "torch 2.13.0 torch/optim/adamw.py"),
-    derive=_ema, counterfeit=_ema_wrong, crosscheck=_ema_check, default_steps=3,
+    derive=_ema, counterfeit=_ema_wrong, crosscheck=_ema_check, default_steps=3, max_steps=8,
 )
 
 

@@ -127,7 +127,8 @@ SGD_L2_EQUALS_DECOUPLED = Theorem(
               "learning-rate-independent decay d must be dₜ = γₜλ. With momentum μ > 0 they "
               "differ from step 2.",
     sources=(LH, TORCH, "timm optim/sgdw.py"),
-    derive=_sgd_l2, counterfeit=_sgd_l2_wrong, crosscheck=_sgd_l2_check, default_steps=3,
+    derive=_sgd_l2, counterfeit=_sgd_l2_wrong, crosscheck=_sgd_l2_check,
+    default_steps=3, max_steps=10,
 )
 
 
@@ -242,7 +243,8 @@ MOMENTUM_L2_VS_DECOUPLED = Theorem(
               "weights), decoupled gives θ_k = (1 − γλ)θ_{k−1} − γΣᵢ w_{k,i}gᵢ (applied directly); "
               "their difference is −γλ(Σᵢ w_{k,i}θᵢ₋₁ − θ_{k−1}); the blog version swaps the two.",
     sources=(LH, TORCH, SUTSKEVER),
-    derive=_momentum, counterfeit=_momentum_wrong, crosscheck=_momentum_check, default_steps=3,
+    derive=_momentum, counterfeit=_momentum_wrong, crosscheck=_momentum_check,
+    default_steps=3, max_steps=6,
 )
 
 
@@ -345,7 +347,7 @@ TORCH_MOMENTUM_EQUALS_SUTSKEVER = Theorem(
               "step s by γₛ, Sutskever by γᵢ.",
     sources=(SUTSKEVER, TORCH, "Keras 3 keras/src/optimizers/sgd.py"),
     derive=_sutskever, counterfeit=_sutskever_wrong, crosscheck=_sutskever_check,
-    default_steps=3,
+    default_steps=3, max_steps=4,
 )
 
 THEOREMS = (SGD_L2_EQUALS_DECOUPLED, MOMENTUM_L2_VS_DECOUPLED, TORCH_MOMENTUM_EQUALS_SUTSKEVER)
