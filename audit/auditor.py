@@ -115,17 +115,19 @@ def _choose_rule(target: Target, rule: str | None) -> tuple[str, str]:
 
 def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtype: str = "float32",
           device: str = "cpu", seed: int = 0, timeout: float | None = 60.0,
-          warmup: float | None = None, extra: Mapping[str, Any] | None = None,
-          full: bool = False, progress: Callable[[str, int], None] | None = None) -> AuditResult:
+          warmup: float | None = None,
+          extra: Mapping[str, Any] | None = None, full: bool = False,
+          progress: Callable[[str, int], None] | None = None) -> AuditResult:
     """Audit ``target`` (an import path or a loaded :class:`Target`).
+
+    ``extra`` are keywords added to every construction (``{"foreach": True}``);
+    ``progress(description, total)`` is called before each unit of work; ``full`` evaluates
+    every step of every configuration even after a hypothesis diverged (for the plot).
 
     ``timeout`` bounds every call into the target (a construction, a step) in seconds
     (``None``: no bound); ``warmup``, if given, replaces it for the calls before the
     process's first completed step (imports, compilation: ``optproof audit`` without
     ``--timeout`` allows `optproof.audit.cli.WARMUP_TIMEOUT`).
-    ``extra`` are keywords added to every construction (``{"foreach": True}``);
-    ``progress(description, total)`` is called before each unit of work; ``full`` evaluates
-    every step of every configuration even after a hypothesis diverged (for the plot).
     """
     start = time.perf_counter()
     if dtype not in DTYPES:

@@ -52,13 +52,12 @@ def _print_listing(kind: str, what: str, title: str, rows) -> None:
                  [(name, line, "; ".join(sources)) for name, line, sources in rows])
 
 
-def _only(args: argparse.Namespace, option: str, *conflicting: str) -> None:
-    """``option`` takes none of ``conflicting`` (attribute names; a positional by its
-    metavar): a usage error naming both, rather than one silently ignored."""
-    for name in conflicting:
+def _only(args: argparse.Namespace, option: str, **conflicting: str) -> None:
+    """``option`` takes none of ``conflicting`` (attribute name → how the command line
+    spells it): a usage error naming both, rather than one silently ignored."""
+    for name, spelled in conflicting.items():
         if getattr(args, name) not in (None, False):
-            given = f"--{name}" if name in ("list", "check", "steps", "format") else name.upper()
-            raise UsageError(f"{option} takes no {given}")
+            raise UsageError(f"{option} takes no {spelled}")
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -66,7 +65,7 @@ def _show(args: argparse.Namespace) -> int:
     from optproof.derivations.printers import render
 
     if args.list:
-        _only(args, "show --list", "rule", "format")
+        _only(args, "show --list", rule="RULE", format="--format")
         _print_listing("rule", "description", "optproof rules",
                        ((spec.name, spec.summary, spec.sources) for spec in rules()))
         return 0
@@ -110,12 +109,13 @@ def _derive(args: argparse.Namespace) -> int:
     if args.steps is not None and args.steps < 1:
         raise UsageError(f"--steps must be a positive number of steps, got {args.steps}")
     if args.list:
-        _only(args, "derive --list", "name", "check", "steps", "format")
+        _only(args, "derive --list", name="NAME", check="--check", steps="--steps",
+              format="--format")
         _print_listing("theorem", "statement", "optproof theorems",
                        ((th.name, th.title, th.sources) for th in theorems()))
         return 0
     if args.check:
-        _only(args, "derive --check", "format")
+        _only(args, "derive --check", format="--format")
         chosen = [theorem(args.name)] if args.name else list(theorems())
         for th in chosen:  # --check alone: K applies to the theorems that unroll steps
             if th.uses_steps or args.name:

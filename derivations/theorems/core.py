@@ -106,9 +106,6 @@ class Theorem:
     unroll nothing ignore k); ``counterfeit(k)`` returns deliberately wrong claims of the same
     shape, which the same proof procedure must reject (the negative controls);
     ``crosscheck(rng, k)`` compares with :func:`optproof.reference.run` trajectories.
-    ``max_steps`` is the largest k ``optproof derive`` accepts: the symbolic work grows
-    steeply with k, and this k was measured to finish within a minute on a 2-core machine
-    (``bench/derive_steps.py``, the table in ``bench/README.md``).
     """
 
     name: str
@@ -120,6 +117,9 @@ class Theorem:
     crosscheck: Callable[[random.Random, int], list[Check]] | None = None
     default_steps: int = 3
     uses_steps: bool = True
+    #: the largest k ``optproof derive`` accepts: the symbolic work grows steeply with k, and
+    #: this k was measured to finish within a minute on a 2-core machine
+    #: (``bench/derive_steps.py``, the table in ``bench/README.md``)
     max_steps: int = 3
 
     def claims(self, k: int | None = None) -> list[Claim]:
