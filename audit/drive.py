@@ -95,6 +95,15 @@ def allow_warmup(seconds: float | None) -> None:
     _warmup = seconds
 
 
+def _import_what_torch_imports_on_first_use() -> None:
+    """torch.optim imports ``torch._dynamo`` when the first optimizer is constructed (torch
+    2.13: ``add_param_group`` is wrapped by ``torch._disable_dynamo``), several seconds on a
+    busy machine: imported here, before any deadline, so that a timeout bounds the target's
+    own work, never torch's import (an alarm inside it would also leave the module
+    half-initialised)."""
+    import torch._dynamo  # noqa: F401
+
+
 def _call(fn: Callable, timeout: float | None):
     if not _warm and timeout and _warmup:
         timeout = max(timeout, _warmup)
@@ -111,6 +120,8 @@ def _warmed() -> None:
 def run_config(adapter: Adapter, config: Config, problem: Problem, defaults: Mapping[str, Any],
                dtype: str, device: str, timeout: float | None) -> ConfigObs:
     obs = ConfigObs(config, problem)
+    if adapter.torch_style:
+        _import_what_torch_imports_on_first_use()
     hyper = {**{k: v for k, v in defaults.items() if not isinstance(v, bool)},
              **config.constructor_hyper()}
     try:
