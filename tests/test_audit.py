@@ -116,7 +116,7 @@ def test_usage_errors():
 @pytest.mark.parametrize("argv,code,message", [
     (["audit", "torch.optim.Nope"], 2, "has no attribute 'Nope'"),
     (["audit", "torch.optim.SGD", "--rule", "sgx"], 2, "unknown rule"),
-    (["audit", "torch.optim.SGD", "--steps", "0"], 2, "must be positive"),
+    (["audit", "torch.optim.SGD", "--steps", "0"], 2, "expected a positive integer"),
     (["audit", "torch.optim.SGD", "--dtype", "int8"], 2, "invalid choice"),
     (["audit", "math.sqrt"], 2, "cannot infer the rule"),
     (["vectors", "adamx"], 2, "unknown rule"),
