@@ -32,7 +32,8 @@ WARMUP_TIMEOUT = 300.0
 
 def _check_plot_path(path: str) -> None:
     """Refuse, before the audit runs, a ``--plot`` file that cannot be written: no matplotlib,
-    a format matplotlib cannot write (its extension), or a folder that does not exist."""
+    a format matplotlib cannot write (its extension), a folder as the file, or a folder that
+    does not exist or cannot be written."""
     try:
         from matplotlib.backend_bases import FigureCanvasBase  # no pyplot, no backend
     except ImportError:
@@ -43,6 +44,8 @@ def _check_plot_path(path: str) -> None:
     if suffix and suffix not in formats:
         raise _usage(f"--plot {path}: matplotlib cannot write .{suffix} files; use one of "
                      f".{', .'.join(sorted(formats))}")
+    if target.is_dir():
+        raise _usage(f"--plot {path}: a folder, not a file name")
     folder = target.parent
     if not folder.is_dir():
         raise _usage(f"--plot {path}: no folder {str(folder)!r}")

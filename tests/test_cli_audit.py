@@ -61,6 +61,12 @@ def test_a_plot_into_a_missing_folder_is_refused_before_the_audit(capsys, no_aud
     assert "--plot" in err and str(path.parent) in err
 
 
+def test_a_plot_into_a_folder_name_is_refused_before_the_audit(capsys, no_audit, tmp_path):
+    pytest.importorskip("matplotlib")
+    err = _usage_error(capsys, ["audit", "torch.optim.Adam", "--plot", str(tmp_path)])
+    assert "a folder, not a file name" in err
+
+
 def test_a_plot_format_matplotlib_cannot_write_is_refused_before_the_audit(capsys, no_audit,
                                                                            tmp_path):
     pytest.importorskip("matplotlib")
