@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Bucket, OptimizerBase, check
+from ._base import Bucket, OptimizerBase, _saved, check
 
 __all__ = ["SGD"]
 
@@ -40,6 +40,7 @@ class SGD(OptimizerBase):
     _sparse_error = None
     _has_step = False
     _view_complex = False
+    _foreach_differentiable = True
 
     def __init__(
         self,
@@ -102,4 +103,8 @@ class SGD(OptimizerBase):
                 if buf is None:
                     bufs[i] = b.states[i]["momentum_buffer"] = b.grads[i].detach().clone()
             direction = ops.add(b.grads, bufs, alpha=momentum) if group["nesterov"] else bufs
-        ops.add_(b.params, direction, alpha=-b.lr)
+        if isinstance(b.lr, Tensor):  # requires grad (differentiable): torch's θ.addcmul_(d, γ, value=-1)
+            for param, d in zip(b.params, direction):
+                param.addcmul_(_saved(d, b.lr), b.lr, value=-1)
+        else:
+            ops.add_(b.params, direction, alpha=-b.lr)
