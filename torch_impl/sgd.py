@@ -101,7 +101,11 @@ class SGD(OptimizerBase):
                 ops.add_(old_bufs, [b.grads[i] for i in old], alpha=1 - dampening)
             for i, buf in enumerate(bufs):
                 if buf is None:
-                    bufs[i] = b.states[i]["momentum_buffer"] = b.grads[i].detach().clone()
+                    # b₁ = g₁. torch detaches it (``grad.detach().clone()``), which under
+                    # differentiable drops ∂b₁/∂θ₀ and ∂b₁/∂λ when L2 decay puts θ in g₁; the
+                    # copy stays on the graph here (same values, exact derivatives)
+                    first = b.grads[i] if b.differentiable else b.grads[i].detach()
+                    bufs[i] = b.states[i]["momentum_buffer"] = first.clone()
             direction = ops.add(b.grads, bufs, alpha=momentum) if group["nesterov"] else bufs
         if isinstance(b.lr, Tensor):  # requires grad (differentiable): torch's θ.addcmul_(d, γ, value=-1)
             for param, d in zip(b.params, direction):
