@@ -51,6 +51,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import mpmath
@@ -291,41 +292,44 @@ def _tangent(symbol: sp.Symbol) -> sp.Symbol:
     return sp.Symbol(f"d_{symbol.name}", real=True)
 
 
-def tangent_states(program: Program, closed: Mapping[str, sp.Expr], wrt: sp.Symbol | None,
-                   values: Mapping[sp.Symbol, Any]) -> tuple[list[State], dict[str, sp.Expr]]:
+@lru_cache(maxsize=None)
+def tangent_forms(program: Program, zeros: frozenset[sp.Symbol], wrt: sp.Symbol | None
+                  ) -> dict[str, sp.Expr]:
     """Forward-mode derivatives of one step, by ``sympy.diff`` of its closed forms.
 
     For each output o (``param`` and every state key) of the step's closed forms
-    o(θₜ₋₁, sₜ₋₁, gₜ, t, h), the chain rule gives its derivative along the run
+    o(θₜ₋₁, sₜ₋₁, gₜ, t, h) (the terms of the coefficients in ``zeros`` absent), the chain
+    rule gives its derivative along the run, keyed ``d_<output>``:
 
         ȯ = ∂o/∂θₜ₋₁ · θ̇ₜ₋₁ + Σₛ ∂o/∂sₜ₋₁ · ṡₜ₋₁ + ∂o/∂h
 
-    with θ̇ₜ₋₁, ṡₜ₋₁ the previous step's derivatives and h = ``wrt`` the hyperparameter
-    differentiated by (None for θ₀: θ̇₀ = 1 and no direct term). Gradients gₜ are inputs,
-    not functions of θ (torch's ``p.grad`` is not on the graph). ∂max(a, b)/∂a is a
+    with θ̇ₜ₋₁, ṡₜ₋₁ the previous step's derivatives (symbols ``d_<input>``) and h = ``wrt``
+    the hyperparameter differentiated by (None for θ₀: no direct term). Gradients gₜ are
+    inputs, not functions of θ (torch's ``p.grad`` is not on the graph). ∂max(a, b)/∂a is a
     Heaviside step with H(0) = 1/2, as torch's ``maximum`` backward splits a tie.
-
-    Returns the derivatives as extra states ``d_param``, ``d_<key>`` (their start: θ̇₀ and
-    ṡ₀ = ∂s₀/∂h, with the hyperparameters at ``values``) and their closed forms.
     """
-    inputs = {"param": theta_prev, **{s.key: s.prev for s in program.states}}
-    per_step = {s.key: s.per_step for s in program.states}
-    states, forms = [], {}
-    for name, expr in closed.items():
-        prev = inputs[name]
-        dot = sp.Add(*(sp.diff(expr, x) * _tangent(x) for x in inputs.values()
-                       if x in expr.free_symbols))
-        if wrt is not None:
-            dot += sp.diff(expr, wrt)
-        if name == "param":
-            start = sp.S.Zero if wrt is not None else sp.S.One
-        else:
-            init = next(s.init for s in program.states if s.key == name)
-            start = sp.diff(init, wrt).xreplace(values) if wrt is not None else sp.S.Zero
-        states.append(State(f"d_{name}", _tangent(prev), _tangent(program.outputs[name]),
-                            start, f"derivative of {name}", per_step.get(name, False)))
-        forms[f"d_{name}"] = dot
-    return states, forms
+    absent = {z: sp.S.Zero for z in zeros}
+    inputs = program.inputs
+    forms = {}
+    for name, expr in program.closed_form.items():
+        expr = expr.xreplace(absent)
+        dot = sp.Add(*(sp.diff(expr, inputs[x]) * _tangent(inputs[x]) for x in inputs
+                       if x != "grad" and inputs[x] in expr.free_symbols))
+        forms[f"d_{name}"] = dot + (sp.diff(expr, wrt) if wrt is not None else 0)
+    return forms
+
+
+def _tangent_states(program: Program, wrt: sp.Symbol | None,
+                    values: Mapping[sp.Symbol, Any]) -> list[State]:
+    """The derivatives as extra states ``d_param``, ``d_<key>``, starting from θ̇₀ (1 for θ₀,
+    else 0) and ṡ₀ = ∂s₀/∂h with the hyperparameters at ``values``."""
+    states = [State("d_param", _tangent(theta_prev), _tangent(program.outputs["param"]),
+                    sp.S.One if wrt is None else sp.S.Zero, "derivative of param")]
+    for s in program.states:
+        start = sp.diff(s.init, wrt).xreplace(values) if wrt is not None else sp.S.Zero
+        states.append(State(f"d_{s.key}", _tangent(s.prev), _tangent(s.new), start,
+                            f"derivative of {s.key}", s.per_step))
+    return states
 
 
 def _derivative_symbol(resolved, key: str) -> sp.Symbol | None:
@@ -364,7 +368,7 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     ``"param"`` for the starting parameter θ₀) adds ``"d_param"`` (and ``"d_<key>"`` for
     each state) to the records: per element the exact derivative ∂θₜ/∂``derivative``
     through the t steps so far (∂θₜ[i]/∂θ₀[i] for ``"param"``: the rules are elementwise),
-    from :func:`tangent_states`, with a bound on a kernel's error in computing it by the
+    from :func:`tangent_forms`, with a bound on a kernel's error in computing it by the
     chain rule in ``dtype`` (autograd through the kernel's own steps, or forward mode). The
     bound is the same running error analysis applied to the derivative's expressions, whose
     operands are the kernel's trajectory (each value with its bound from this run) and the
@@ -386,8 +390,9 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
             if state:
                 raise ValueError("derivative needs the run from the rule's initial state "
                                  "(the derivatives of a given state are not known)")
-            extra, forms = tangent_states(program, closed, _derivative_symbol(resolved, derivative),
-                                          resolved.values(0))
+            wrt = _derivative_symbol(resolved, derivative)
+            extra = _tangent_states(program, wrt, resolved.values(0))
+            forms = tangent_forms(program, resolved.zeros, wrt)
             all_states += extra
             closed.update(forms)
             kept |= set(forms)
