@@ -27,8 +27,9 @@ NAdam with a Tensor ``lr``, L2 ``weight_decay`` as a Tensor in SGD and Adam, AMS
 torch's derivatives that run but are wrong (``TORCH_WRONG``): SGD's first momentum buffer is
 ``grad.detach().clone()``, so with L2 decay (g₁ = ∇f + λθ₀) ∂θₜ/∂θ₀ and ∂θₜ/∂λ lose the
 b₁ path (``test_torch_sgd_first_buffer_is_detached`` pins it down); optproof keeps b₁ = g₁ on
-the graph. torch's EMA by ``lerp`` loses a β below 1/2 (``oracle.LERP``), its values and
-derivatives are then not compared.
+the graph. torch's EMA by ``lerp`` loses a β below 1/2 (``oracle.LERP``; under
+differentiable also β₂ when it is a Tensor), its values and derivatives are then not
+compared; optproof's EMA keeps it (``ema_``), and its derivatives are compared there too.
 """
 
 from __future__ import annotations
@@ -211,9 +212,10 @@ def torch_wrong(name: str, kwargs: dict, wrt: str) -> str | None:
     if name == "SGD" and kwargs.get("momentum") and kwargs.get("weight_decay") \
             and not kwargs.get("decoupled_weight_decay") and wrt in ("param", "weight_decay"):
         return "first momentum buffer detached"
-    small = {"Adam": "betas", "AdamW": "betas", "NAdam": "betas"}.get(name)
-    if small and kwargs[small][0] < 0.5:
+    if name in ("Adam", "AdamW", "NAdam") and kwargs["betas"][0] < 0.5:
         return "lerp loses beta1 < 1/2"
+    if name in ("Adam", "AdamW") and wrt.startswith("betas") and kwargs["betas"][1] < 0.5:
+        return "lerp loses beta2 < 1/2 (torch's v.lerp_(g², 1 - beta2) for a Tensor beta2)"
     if name == "RMSprop" and kwargs.get("centered") and kwargs["alpha"] < 0.5:
         return "lerp loses alpha < 1/2"
     return None

@@ -30,8 +30,8 @@ sync), and the backends fold tensor coefficients in with tensor products.
 and each ``_single_tensor_*``): ``step`` runs with autograd enabled instead of under
 ``no_grad``, params may be non-leaf tensors, the update is recorded on the autograd graph
 (in place on the params, with torch's out-of-place variants and clones wherever torch needs
-them so that the backward pass sees unmodified saved tensors; see [Bucket][optproof.torch_impl._base.Bucket]
-``differentiable``), and Tensor hyperparameters (``lr``, ``weight_decay``, Adam's ``betas``)
+them so that the backward pass sees unmodified saved tensors; see
+[Bucket][optproof.torch_impl._base.Bucket] ``differentiable``), and Tensor hyperparameters (``lr``, ``weight_decay``, Adam's ``betas``)
 stay tensors so gradients flow into them.  As in torch, only the for-loop path is
 differentiable: ``foreach=None`` selects it, ``foreach=True`` raises torch's
 ``AssertionError`` (SGD excepted: its foreach ops are differentiable in torch too) and
@@ -180,6 +180,14 @@ class _LoopOps:
     def add_scalar_(self, xs, s):
         for x, si in zip(xs, _each(s, len(xs))):
             x.add_(si)
+
+    def add_scalar_unless_saved(self, xs, s, saved: bool):
+        """``xs + s``, in place unless autograd saved ``xs`` (the output of a square root
+        under ``differentiable``: torch's ``x.sqrt() + eps`` there); returns the sum."""
+        if saved:
+            return self.add_scalar(xs, s)
+        self.add_scalar_(xs, s)
+        return xs
 
     def mul(self, xs, s):
         return [x.mul(si) for x, si in zip(xs, _each(s, len(xs)))]

@@ -121,10 +121,7 @@ class Adagrad(OptimizerBase):
             return self._sparse_update(b.params[0], b.grads[0], sums[0], clr[0], eps)
         ops.addcmul_(sums, b.grads, b.grads, 1)
         std = ops.sqrt(sums)
-        if b.differentiable:  # sqrt saved its output: torch's ``state_sum.sqrt() + eps``
-            std = ops.add_scalar(std, eps)
-        else:
-            ops.add_scalar_(std, eps)
+        std = ops.add_scalar_unless_saved(std, eps, b.differentiable)
         minus_clr = [-c for c in clr]
         if ops.foreach:
             ops.addcdiv_(b.params, ops.mul(b.grads, minus_clr), std)

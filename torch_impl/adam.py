@@ -113,7 +113,7 @@ class Adam(OptimizerBase):
                     "lr as a Tensor is not supported for capturable=False and foreach=True"
                 )
         if group["differentiable"] and any(
-            self.state.get(p, {}).get("step", torch.zeros(())).requires_grad
+            getattr(self.state.get(p, {}).get("step"), "requires_grad", False)
             for p in group["params"] if p.grad is not None
         ):
             raise RuntimeError("`requires_grad` is not supported for `step` in differentiable mode")
@@ -149,18 +149,17 @@ class Adam(OptimizerBase):
         denominator ``sqrt(v̂)/(sqrt(1 − β2^t)·(−γ/(1 − β1^t))) + ε/(−γ/(1 − β1^t))`` and
         ``θ.addcdiv_(m.clone(), denom)``; the AMSGrad maximum is written with ``copy_`` from
         a clone. Tensor ``betas`` that require grad enter as tensors (``m.lerp_(g, 1 − β1)``,
-        ``v.lerp_(g², 1 − β2)``, ``1 − β^t``), so θ is differentiable in them."""
+        ``v.lerp_(g², 1 − β2)``, ``1 − β^t``), so θ is differentiable in them; both EMAs are
+        ``ema_``'s, which for a β < 1/2 keeps β where torch's lerp loses it."""
         beta1, beta2 = (x if isinstance(x, Tensor) and x.requires_grad
                         else x.item() if isinstance(x, Tensor) else x for x in group["betas"])
         eps = group["eps"]
         for i, param in enumerate(b.params):
             grad, exp_avg, exp_avg_sq = b.grads[i], b.state["exp_avg"][i], b.state["exp_avg_sq"][i]
-            if isinstance(beta1, Tensor):
-                exp_avg.lerp_(grad, 1 - beta1.to(device=param.device, dtype=param.dtype))
-            else:
-                LOOP.ema_([exp_avg], [grad], beta1)
-            if isinstance(beta2, Tensor):
-                exp_avg_sq.lerp_(torch.square(grad), weight=1 - beta2)
+            LOOP.ema_([exp_avg], [grad], beta1.to(device=param.device, dtype=param.dtype)
+                      if isinstance(beta1, Tensor) else beta1)  # cast as torch (its #140601)
+            if isinstance(beta2, Tensor):  # torch: v.lerp_(g², 1 − β2), here for β2 ≥ 1/2
+                LOOP.ema_([exp_avg_sq], [torch.square(grad)], beta2)
             else:
                 exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
             step = b.states[i]["step"].to(torch.float64)

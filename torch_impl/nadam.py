@@ -158,10 +158,7 @@ class NAdam(OptimizerBase):
         else:
             denom = ops.div(b.state["exp_avg_sq"], [1 - beta2**t for t in b.t])
             ops.sqrt_(denom)
-        if b.differentiable:  # sqrt_ saved its output: torch's ``denom = denom.add(eps)``
-            denom = ops.add_scalar(denom, eps)
-        else:
-            ops.add_scalar_(denom, eps)
+        denom = ops.add_scalar_unless_saved(denom, eps, b.differentiable)
 
         grad_step = [(-lr * (1.0 - mu)) / (1.0 - mp) for mu, mp in zip(mus, mu_products)]
         avg_step = [(-lr * mn) / (1.0 - mp * mn) for mn, mp in zip(mu_nexts, mu_products)]

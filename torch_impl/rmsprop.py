@@ -113,10 +113,7 @@ class RMSprop(OptimizerBase):
             ops.sqrt_(avg)
         else:
             avg = ops.sqrt(square_avgs)
-        if b.differentiable:  # sqrt saved its output: torch's ``avg = avg.add(eps)``
-            avg = ops.add_scalar(avg, eps)
-        else:
-            ops.add_scalar_(avg, eps)
+        avg = ops.add_scalar_unless_saved(avg, eps, b.differentiable)
 
         if momentum > 0:
             bufs = b.state["momentum_buffer"]

@@ -107,7 +107,8 @@ class SGD(OptimizerBase):
                     first = b.grads[i] if b.differentiable else b.grads[i].detach()
                     bufs[i] = b.states[i]["momentum_buffer"] = first.clone()
             direction = ops.add(b.grads, bufs, alpha=momentum) if group["nesterov"] else bufs
-        if isinstance(b.lr, Tensor):  # requires grad (differentiable): torch's θ.addcmul_(d, γ, value=-1)
+        if isinstance(b.lr, Tensor):  # requires grad (differentiable): torch's
+            # θ.addcmul_(d, γ, value=-1), d copied as ``_saved`` says (torch does not copy)
             for param, d in zip(b.params, direction):
                 param.addcmul_(_saved(d, b.lr), b.lr, value=-1)
         else:
