@@ -21,8 +21,8 @@ that autograd through k optproof steps lies within that bound for every rule, an
 torch's autograd the same way, where torch can differentiate: torch cannot take a Tensor
 ``lr``/``weight_decay`` into Adagrad, Adadelta, RMSprop, NAdam (L2) (``TypeError``), and its
 backward fails (a saved tensor modified in place) for SGD with momentum and a Tensor ``lr``,
-NAdam with a Tensor ``lr``, L2 ``weight_decay`` as a Tensor in SGD and Adam, AMSGrad with
-θ-dependent moments, and centered RMSprop with L2 decay. optproof differentiates all of them.
+NAdam with a Tensor ``lr``, AMSGrad with L2 decay or Tensor ``betas`` (v is saved by the
+maximum), and centered RMSprop with L2 decay. optproof differentiates all of them.
 
 torch's derivatives that run but are wrong (``TORCH_WRONG``): SGD's first momentum buffer is
 ``grad.detach().clone()``, so with L2 decay (g₁ = ∇f + λθ₀) ∂θₜ/∂θ₀ and ∂θₜ/∂λ lose the
@@ -84,7 +84,7 @@ def run(cls, kwargs: dict, wrt: str, start: list[float], grads: list[list[float]
     for grad in grads:
         grad = torch.tensor(grad, dtype=torch.float64)
         for i, param in enumerate(params):
-            param.grad = grad[i] if split else grad
+            param.grad = grad[i].clone() if split else grad  # torch may modify p.grad
         opt.step()
     final = torch.stack(params) if split else params[0]
     derivatives = []
