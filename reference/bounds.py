@@ -21,6 +21,7 @@ a₁ · … · aₙ    Σᵢ eᵢ·Πⱼ≠ᵢ(|aⱼ| + eⱼ) + (n − 1)·(u·|
                that stems from underflow is carried with Πⱼ≠ᵢ max(1, |aⱼ| + eⱼ) instead,
                since a kernel may have applied a small factor before the underflow)
 aⁿ, n ∈ ℕ      as the product of n copies of a
+a^(n/2)        as the product of n copies of √a  (derivatives of roots: ∂(1/√a) ∝ a^(−3/2))
 1/a            e/(|a|·(|a| − e)) + u·|x| + η                  (∞ if e ≥ |a|)
 √a             min(e/√a, √e) + u·|x| + η  when the computed a is surely ≥ 0 (a sum or
                product of non-negative terms); ∞ when e ≥ a otherwise, since the kernel may
@@ -50,12 +51,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, NamedTuple
 
 import mpmath
 import sympy as sp
 
 from optproof.derivations import Spec
+from optproof.derivations.program import Program, State
 from optproof.derivations.symbols import g, t, theta_prev
 
 from .compile import nan_max
@@ -191,6 +194,11 @@ class _Bounds:
             parts = [self(a) for a in expr.args]
             return Bounded(nan_max(*(p.x for p in parts)), max(p.e for p in parts),
                            any(p.nonneg for p in parts), max(p.under for p in parts))
+        if isinstance(expr, sp.Heaviside):  # ∂max(a, b)/∂a = H(a − b), H(0) = 1/2
+            a = self(expr.args[0])
+            x = mpmath.mpf(1) if a.x > 0 else mpmath.mpf(0) if a.x < 0 else mpmath.mpf(0.5)
+            # a kernel that may order the operands otherwise takes the other branch: no claim
+            return _unbounded(x) if a.e and abs(a.x) <= a.e else _exact(x)
         if isinstance(expr, sp.Piecewise):
             for value, condition in expr.args:
                 known = {s: sp.Float(self(s).x, 30) for s in condition.free_symbols}
@@ -242,6 +250,8 @@ class _Bounds:
             return power._replace(nonneg=power.nonneg or exponent % 2 == 0)
         if exponent == sp.S.Half:
             return self._sqrt(a)
+        if exponent.is_Rational and exponent.q == 2 and exponent > 0:  # a^(n/2) = (√a)ⁿ
+            return self._mul([self._sqrt(a)] * int(exponent.p))
         if exponent.is_negative:
             positive = a if exponent == -1 else self._pow(sp.Pow(base, -exponent, evaluate=False))
             return self._reciprocal(positive)
@@ -277,9 +287,73 @@ def _finite(value: Bounded, p: Precision) -> Bounded:
     return value
 
 
+def _tangent(symbol: sp.Symbol) -> sp.Symbol:
+    """The symbol of the derivative of ``symbol`` (an input or output of a step)."""
+    return sp.Symbol(f"d_{symbol.name}", real=True)
+
+
+@lru_cache(maxsize=None)
+def tangent_forms(program: Program, zeros: frozenset[sp.Symbol], wrt: sp.Symbol | None
+                  ) -> dict[str, sp.Expr]:
+    """Forward-mode derivatives of one step, by ``sympy.diff`` of its closed forms.
+
+    For each output o (``param`` and every state key) of the step's closed forms
+    o(θₜ₋₁, sₜ₋₁, gₜ, t, h) (the terms of the coefficients in ``zeros`` absent), the chain
+    rule gives its derivative along the run, keyed ``d_<output>``:
+
+        ȯ = ∂o/∂θₜ₋₁ · θ̇ₜ₋₁ + Σₛ ∂o/∂sₜ₋₁ · ṡₜ₋₁ + ∂o/∂h
+
+    with θ̇ₜ₋₁, ṡₜ₋₁ the previous step's derivatives (symbols ``d_<input>``) and h = ``wrt``
+    the hyperparameter differentiated by (None for θ₀: no direct term). Gradients gₜ are
+    inputs, not functions of θ (torch's ``p.grad`` is not on the graph). ∂max(a, b)/∂a is a
+    Heaviside step with H(0) = 1/2, as torch's ``maximum`` backward splits a tie.
+    """
+    absent = {z: sp.S.Zero for z in zeros}
+    inputs = program.inputs
+    forms = {}
+    for name, expr in program.closed_form.items():
+        expr = expr.xreplace(absent)
+        dot = sp.Add(*(sp.diff(expr, inputs[x]) * _tangent(inputs[x]) for x in inputs
+                       if x != "grad" and inputs[x] in expr.free_symbols))
+        forms[f"d_{name}"] = dot + (sp.diff(expr, wrt) if wrt is not None else 0)
+    return forms
+
+
+def _tangent_states(program: Program, wrt: sp.Symbol | None,
+                    values: Mapping[sp.Symbol, Any]) -> list[State]:
+    """The derivatives as extra states ``d_param``, ``d_<key>``, starting from θ̇₀ (1 for θ₀,
+    else 0) and ṡ₀ = ∂s₀/∂h with the hyperparameters at ``values``."""
+    states = [State("d_param", _tangent(theta_prev), _tangent(program.outputs["param"]),
+                    sp.S.One if wrt is None else sp.S.Zero, "derivative of param")]
+    for s in program.states:
+        start = sp.diff(s.init, wrt).xreplace(values) if wrt is not None else sp.S.Zero
+        states.append(State(f"d_{s.key}", _tangent(s.prev), _tangent(s.new), start,
+                            f"derivative of {s.key}", s.per_step))
+    return states
+
+
+def _derivative_symbol(resolved, key: str) -> sp.Symbol | None:
+    """The hyperparameter symbol ``key`` names (None for ``"param"``, θ₀)."""
+    if key == "param":
+        return None
+    for h in resolved.compiled.program.hypers:
+        if h.key == key:
+            if isinstance(resolved.schedule[h.symbol], list):
+                raise ValueError(f"derivative by {key}: a schedule has one value per step, "
+                                 "give a constant")
+            if h.symbol in resolved.zeros:
+                raise ValueError(f"derivative by {key} at 0: the term is absent there "
+                                 "(torch skips it), give a positive value")
+            return h.symbol
+    keys = ", ".join(h.key for h in resolved.compiled.program.hypers)
+    raise ValueError(f"derivative must be 'param' or a hyperparameter of rule "
+                     f"{resolved.spec.name!r} ({keys}), got {key!r}")
+
+
 def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any],
                 grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
-                state: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+                state: Mapping[str, Any] | None = None,
+                derivative: str | None = None) -> list[dict[str, Any]]:
     """Like :func:`~optproof.reference.run`, with a derived error bound for a kernel in ``dtype``.
 
     Returns one dict per step, ``{key: [(exact, bound), ...]}`` for ``param`` and every
@@ -289,6 +363,19 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     or its bound leaves the dtype's finite range, or where the computed value may not be a
     real number; the exact value is NaN where the rule itself takes the root of a negative
     number (from a kernel's own, already rounded, state).
+
+    ``derivative`` (a hyperparameter key such as ``lr``, ``betas[0]``, ``weight_decay``, or
+    ``"param"`` for the starting parameter θ₀) adds ``"d_param"`` (and ``"d_<key>"`` for
+    each state) to the records: per element the exact derivative ∂θₜ/∂``derivative``
+    through the t steps so far (∂θₜ[i]/∂θ₀[i] for ``"param"``: the rules are elementwise),
+    from :func:`tangent_forms`, with a bound on a kernel's error in computing it by the
+    chain rule in ``dtype`` (autograd through the kernel's own steps, or forward mode). The
+    bound is the same running error analysis applied to the derivative's expressions, whose
+    operands are the kernel's trajectory (each value with its bound from this run) and the
+    previous step's derivatives (with theirs). Every sum and product is charged on the
+    absolute values of its operands, so to first order in u the bound holds for any order
+    of evaluating the chain rule's sums of products: reverse mode, which multiplies the
+    steps' Jacobians from the last one back, included.
     """
     p = precision(dtype)
     f64 = PRECISIONS["float64"]
@@ -298,34 +385,47 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
         absent = {z: sp.S.Zero for z in resolved.zeros}  # a term with a zero factor is absent
         closed = {name: expr.xreplace(absent) for name, expr in program.closed_form.items()}
         step, start = start_state(resolved, len(params), state)
+        all_states, kept = list(program.states), kept_state_keys(resolved)
+        if derivative is not None:
+            if state:
+                raise ValueError("derivative needs the run from the rule's initial state "
+                                 "(the derivatives of a given state are not known)")
+            wrt = _derivative_symbol(resolved, derivative)
+            extra = _tangent_states(program, wrt, resolved.values(0))
+            forms = tangent_forms(program, resolved.zeros, wrt)
+            all_states += extra
+            closed.update(forms)
+            kept |= set(forms)
+            for s in extra:
+                init = mpmath.mpf(sp.Float(s.init, mpmath.mp.dps))
+                start[s.prev] = init if s.per_step else [init] * len(params)
         theta = [_exact(to_mpf(v, "params")) for v in params]
         states = {s.prev: (_exact(start[s.prev]) if s.per_step else [_exact(x) for x in start[s.prev]])
-                  for s in program.states}
-        kept = kept_state_keys(resolved)
+                  for s in all_states}
         out = []
         for k, grad in enumerate(grads):
             scalars = {t: _exact(mpmath.mpf(step + k + 1)),
                        **{sym: _exact(v) for sym, v in resolved.values(k).items()},
-                       **{s.prev: states[s.prev] for s in program.states if s.per_step}}
+                       **{s.prev: states[s.prev] for s in all_states if s.per_step}}
             scalar_eval = _Bounds(f64, scalars)
-            for s in program.states:
+            for s in all_states:
                 if s.per_step:
                     states[s.prev] = _finite(scalar_eval(closed[s.key]), p)
             elementwise = {"param": closed["param"],
-                           **{s.key: closed[s.key] for s in program.states if not s.per_step}}
+                           **{s.key: closed[s.key] for s in all_states if not s.per_step}}
             columns: dict[str, list[Bounded]] = {name: [] for name in elementwise}
             for i, theta_i in enumerate(theta):
                 env = {theta_prev: theta_i, g: _exact(to_mpf(grad[i], f"grads[{k}]")),
-                       **{s.prev: states[s.prev][i] for s in program.states if not s.per_step}}
+                       **{s.prev: states[s.prev][i] for s in all_states if not s.per_step}}
                 evaluate = _Bounds(p, env, scalar_eval, lambda v: _cast(v, p))
                 for name, expr in elementwise.items():
                     columns[name].append(_finite(evaluate(expr), p))
             theta = columns["param"]
-            for s in program.states:
+            for s in all_states:
                 if not s.per_step:
                     states[s.prev] = columns[s.key]
             record = {"param": [(b.x, b.e) for b in theta], "step": step + k + 1}
-            for s in program.states:
+            for s in all_states:
                 if s.key in kept:
                     value = states[s.prev]
                     record[s.key] = (value.x, value.e) if s.per_step else [(b.x, b.e) for b in value]

@@ -26,8 +26,16 @@ Python float64 from ``step.item()`` exactly as torch does; with
 parameter's device from the device-resident ``step`` (no ``.item()``, no host
 sync), and the backends fold tensor coefficients in with tensor products.
 
-``differentiable=True`` is rejected with :class:`NotImplementedError` (see
-:meth:`OptimizerBase.__init__`).  ``fused=True`` (every class) hands each param group,
+``differentiable=True`` follows torch.optim 2.13 (``optimizer._use_grad_for_differentiable``
+and each ``_single_tensor_*``): ``step`` runs with autograd enabled instead of under
+``no_grad``, params may be non-leaf tensors, the update is recorded on the autograd graph
+(in place on the params, with torch's out-of-place variants and clones wherever torch needs
+them so that the backward pass sees unmodified saved tensors; see
+[Bucket][optproof.torch_impl._base.Bucket] ``differentiable``), and Tensor hyperparameters (``lr``, ``weight_decay``, Adam's ``betas``)
+stay tensors so gradients flow into them.  As in torch, only the for-loop path is
+differentiable: ``foreach=None`` selects it, ``foreach=True`` raises torch's
+``AssertionError`` (SGD excepted: its foreach ops are differentiable in torch too) and
+``fused=True`` raises ``RuntimeError``.  ``fused=True`` (every class) hands each param group,
 after the lazy state initialisation, to :func:`optproof.torch_impl.fused.step`: one pass
 over memory per step (a C++ kernel on CPU, Triton on CUDA).
 
@@ -129,6 +137,16 @@ def _each(s: Any, n: int) -> list:
     return list(s) if isinstance(s, (list, tuple)) else [s] * n
 
 
+def _saved(x: Tensor, s: Any) -> Tensor:
+    """``x`` as an operand of ``x * s``: a copy when autograd records the product with a
+    scalar ``s`` that requires grad, since the product saves ``x`` for ``∂/∂s`` and ``x``
+    (a state tensor) may be updated in place before the backward pass (torch's
+    ``exp_avg.clone()`` in adam.py ``_single_tensor_adam`` for the same reason)."""
+    if isinstance(s, Tensor) and s.requires_grad and torch.is_grad_enabled():
+        return x.clone()
+    return x
+
+
 def _has_tensor(s: Any) -> bool:
     if isinstance(s, (list, tuple)):
         return any(isinstance(x, Tensor) for x in s)
@@ -152,7 +170,7 @@ class _LoopOps:
     def add_(self, xs, ys, alpha=1):
         for x, y in zip(xs, ys):
             if isinstance(alpha, Tensor):
-                x.add_(y * alpha)
+                x.add_(_saved(y, alpha) * alpha)
             else:
                 x.add_(y, alpha=alpha)
 
@@ -162,6 +180,14 @@ class _LoopOps:
     def add_scalar_(self, xs, s):
         for x, si in zip(xs, _each(s, len(xs))):
             x.add_(si)
+
+    def add_scalar_unless_saved(self, xs, s, saved: bool):
+        """``xs + s``, in place unless autograd saved ``xs`` (the output of a square root
+        under ``differentiable``: torch's ``x.sqrt() + eps`` there); returns the sum."""
+        if saved:
+            return self.add_scalar(xs, s)
+        self.add_scalar_(xs, s)
+        return xs
 
     def mul(self, xs, s):
         return [x.mul(si) for x, si in zip(xs, _each(s, len(xs)))]
@@ -203,7 +229,7 @@ class _LoopOps:
     def addcdiv_(self, xs, a, b, value=1):
         for x, ai, bi, v in zip(xs, a, b, _each(value, len(xs))):
             if isinstance(v, Tensor):
-                x.addcdiv_(ai * v, bi)
+                x.addcdiv_(_saved(ai, v) * v, bi)
             else:
                 x.addcdiv_(ai, bi, value=v)
 
@@ -232,7 +258,7 @@ class _ForeachOps(_LoopOps):
 
     def add_(self, xs, ys, alpha=1):
         if isinstance(alpha, Tensor):
-            torch._foreach_add_(xs, torch._foreach_mul(ys, alpha))
+            torch._foreach_add_(xs, torch._foreach_mul([_saved(y, alpha) for y in ys], alpha))
         else:
             torch._foreach_add_(xs, ys, alpha=alpha)
 
@@ -293,7 +319,13 @@ class Bucket:
 
     ``t`` holds the post-increment step count per tensor: Python floats, or 0-d
     float64 device tensors when ``capturable``.  ``lr``/``weight_decay`` are
-    Python floats (0-d float64 device tensor lr when capturable and given as a Tensor).
+    Python floats (0-d float64 device tensor lr when capturable and given as a Tensor;
+    under ``differentiable`` a Tensor that requires grad stays that 0-d tensor, as torch's
+    ``_to_scalar`` leaves it, so that the step is differentiable in it).
+
+    ``differentiable``: the step is being recorded by autograd. A rule then avoids the
+    in-place ops that would overwrite a tensor the backward pass has saved (torch
+    2.13's ``_single_tensor_*`` ``if differentiable:`` branches, cited in each rule).
     """
 
     params: list[Tensor]
@@ -302,8 +334,9 @@ class Bucket:
     states: list[dict[str, Any]]
     t: list[Any] = field(default_factory=list)
     lr: Any = 0.0
-    weight_decay: float = 0.0
+    weight_decay: Any = 0.0
     capturable: bool = False
+    differentiable: bool = False
 
 
 # --------------------------------------------------------------------------- base class
@@ -329,6 +362,11 @@ class OptimizerBase(torch.optim.Optimizer):
     _l2_complex_first: bool = False
     #: per-param state tensors (same shape as the param) the rule needs
     _tensor_state_keys: tuple[str, ...] = ()
+    #: torch runs this rule's foreach path under ``differentiable=True`` (SGD only)
+    _foreach_differentiable: bool = False
+    #: torch's text when a group is switched to ``fused`` and ``differentiable`` after
+    #: construction (the constructor's text where torch's fused kernel has none of its own)
+    _fused_differentiable_error: str = "`fused` does not support `differentiable`"
 
     def __init__(self, params, defaults: dict[str, Any]) -> None:
         super().__init__(params, defaults)
@@ -365,12 +403,6 @@ class OptimizerBase(torch.optim.Optimizer):
                 f"optproof.torch_impl.{name}: state_dtype must be None (state in the "
                 f"parameter's dtype) or torch.float32, got {group['state_dtype']!r}"
             )
-        if group.get("differentiable"):
-            raise NotImplementedError(
-                f"optproof.torch_impl.{name}: differentiable=True is not supported "
-                f"(the update runs in place under no_grad); use torch.optim.{name} "
-                f"for differentiable optimizer steps."
-            )
 
     @staticmethod
     def _new_step(group: dict[str, Any], p: Tensor, value: float = 0.0) -> Tensor:
@@ -400,14 +432,21 @@ class OptimizerBase(torch.optim.Optimizer):
 
     # -- the step skeleton -------------------------------------------------------------
 
-    @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None):
         """Perform a single optimization step.
+
+        Runs under ``torch.set_grad_enabled(self.defaults["differentiable"])`` as torch's
+        ``_use_grad_for_differentiable`` does: ``no_grad`` unless the optimizer was built
+        with ``differentiable=True``.
 
         Args:
             closure (Callable, optional): A closure that reevaluates the model
                 and returns the loss (run under ``torch.enable_grad()``).
         """
+        with torch.set_grad_enabled(bool(self.defaults.get("differentiable"))):
+            return self._step(closure)
+
+    def _step(self, closure: Callable[[], Any] | None):
         if any(g.get("capturable") for g in self.param_groups):
             self._accelerator_graph_capture_health_check()
         loss = None
@@ -438,11 +477,16 @@ class OptimizerBase(torch.optim.Optimizer):
                     _widen_state(group, p, state)
         if group.get("capturable"):
             self._check_capturable(params)
+        differentiable = bool(group.get("differentiable"))
         if group.get("fused"):
+            if differentiable:
+                raise RuntimeError(self._fused_differentiable_error)
             return fused.step(self, group, params)
         foreach = group.get("foreach")
-        if foreach is None:
-            foreach = _default_foreach(params)
+        if foreach is None:  # torch's _default_to_fused_or_foreach: never under differentiable
+            foreach = not differentiable and _default_foreach(params)
+        if foreach and differentiable and not self._foreach_differentiable:
+            raise AssertionError("_foreach ops don't support autograd")
         if not foreach:
             for p in params:
                 self._run(group, [p], LOOP)
@@ -468,6 +512,7 @@ class OptimizerBase(torch.optim.Optimizer):
     def _run(self, group: dict[str, Any], params: list[Tensor], ops: _LoopOps) -> None:
         """Common prologue (step, complex views, maximize, weight decay), then the rule."""
         capturable = bool(group.get("capturable"))
+        differentiable = bool(group.get("differentiable"))
         states = [self.state[p] for p in params] if self._needs_state(group) else [{}] * len(params)
         view = _real if self._view_complex else (lambda t: t)
         b = Bucket(
@@ -475,9 +520,10 @@ class OptimizerBase(torch.optim.Optimizer):
             grads=[view(p.grad) for p in params],
             state={k: [view(s[k]) for s in states] for k in self._tensor_state_keys_for(group)},
             states=states,
-            lr=_scalar(group["lr"], capturable, params[0].device),
-            weight_decay=_scalar(group.get("weight_decay", 0), False, None),
+            lr=_scalar(group["lr"], capturable, params[0].device, differentiable),
+            weight_decay=_scalar(group.get("weight_decay", 0), False, None, differentiable),
             capturable=capturable,
+            differentiable=differentiable,
         )
         stores = _widen(b, group.get("state_dtype"))
         if self._has_step:
@@ -494,6 +540,10 @@ class OptimizerBase(torch.optim.Optimizer):
             if group.get("decoupled_weight_decay"):
                 factors = [1 - lr * b.weight_decay for lr in self._decay_lrs(group, b)]
                 ops.mul_(b.params, factors)
+            elif isinstance(b.weight_decay, Tensor):  # requires grad (differentiable), as torch:
+                # g.addcmul_(θ.clone(), λ) (sgd.py / adam.py ``_single_tensor_*``)
+                b.grads = ops.addcmul(b.grads, [p.clone() for p in b.params],
+                                      [b.weight_decay] * len(b.params))
             elif ops.foreach or stores or not (self._l2_complex_first and params[0].is_complex()):
                 b.grads = ops.add(b.grads, b.params, alpha=b.weight_decay)
             else:  # torch's for-loop path adds λθ in complex arithmetic, then views as real
@@ -545,10 +595,14 @@ def _widen(b: Bucket, state_dtype: torch.dtype | None) -> list[tuple[Tensor, Ten
     return stores
 
 
-def _scalar(x: Any, capturable: bool, device: torch.device | None) -> Any:
+def _scalar(x: Any, capturable: bool, device: torch.device | None,
+            differentiable: bool = False) -> Any:
     """A hyperparameter as used in the math: Python float (``.item()`` of a
-    Tensor), or a 0-d tensor on ``device`` when capturable."""
+    Tensor), or a 0-d tensor on ``device`` when capturable; under ``differentiable`` a
+    Tensor that requires grad is kept, squeezed to 0-d (torch's ``_to_scalar``)."""
     if isinstance(x, Tensor):
+        if differentiable and x.requires_grad:
+            return x.squeeze() if x.dim() else x
         if capturable:
             return x.reshape(()).to(device=device, dtype=torch.float64)
         return x.item()

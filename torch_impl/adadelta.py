@@ -90,6 +90,8 @@ class Adadelta(OptimizerBase):
         ops.sqrt_(std)
         deltas = ops.add_scalar(acc_deltas, eps)
         ops.sqrt_(deltas)
+        if b.differentiable:  # sqrt_ saved its output: torch's ``delta = delta.clone()``
+            deltas = [d.clone() for d in deltas]
         ops.div_(deltas, std)
         ops.mul_(deltas, b.grads)
         ops.mul_(acc_deltas, rho)

@@ -41,6 +41,7 @@ class Adagrad(OptimizerBase):
         "decoupled_weight_decay": False,
     }
     _sparse_error = None
+    _fused_differentiable_error = "adagrad with fused=True does not support differentiable=True"
     _l2_complex_first = True
     _tensor_state_keys = ("sum",)
 
@@ -120,7 +121,7 @@ class Adagrad(OptimizerBase):
             return self._sparse_update(b.params[0], b.grads[0], sums[0], clr[0], eps)
         ops.addcmul_(sums, b.grads, b.grads, 1)
         std = ops.sqrt(sums)
-        ops.add_scalar_(std, eps)
+        std = ops.add_scalar_unless_saved(std, eps, b.differentiable)
         minus_clr = [-c for c in clr]
         if ops.foreach:
             ops.addcdiv_(b.params, ops.mul(b.grads, minus_clr), std)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Bucket, OptimizerBase, check, check_betas, check_lr
+from ._base import LOOP, Bucket, OptimizerBase, check, check_betas, check_lr
 
 __all__ = ["Adam", "AdamW"]
 
@@ -41,6 +41,7 @@ class Adam(OptimizerBase):
         "fused": None,
     }
     _sparse_error = "Adam does not support sparse gradients, please consider SparseAdam instead"
+    _fused_differentiable_error = "Adam with fused=True does not support differentiable=True"
     _l2_complex_first = True
 
     def __init__(
@@ -111,9 +112,16 @@ class Adam(OptimizerBase):
                 raise RuntimeError(
                     "lr as a Tensor is not supported for capturable=False and foreach=True"
                 )
+        if group["differentiable"] and any(
+            getattr(self.state.get(p, {}).get("step"), "requires_grad", False)
+            for p in group["params"] if p.grad is not None
+        ):
+            raise RuntimeError("`requires_grad` is not supported for `step` in differentiable mode")
         super()._step_group(group)
 
     def _update(self, group: dict[str, Any], b: Bucket, ops) -> None:
+        if b.differentiable:
+            return self._update_differentiable(group, b)
         beta1, beta2 = (x.item() if isinstance(x, Tensor) else x for x in group["betas"])
         exp_avgs, exp_avg_sqs = b.state["exp_avg"], b.state["exp_avg_sq"]
 
@@ -132,6 +140,43 @@ class Adam(OptimizerBase):
         ops.div_(denom, bias_correction2_sqrt)
         ops.add_scalar_(denom, group["eps"])
         ops.addcdiv_(b.params, exp_avgs, denom, step_size)
+
+    def _update_differentiable(self, group: dict[str, Any], b: Bucket) -> None:
+        """The ``capturable or differentiable`` branch of torch 2.13 ``_single_tensor_adam``,
+        per tensor: the bias corrections are 0-d tensors from ``state['step']`` (taken in
+        float64, as optproof's capturable path does; torch uses the step's own dtype, which is
+        float64 only under a float64 default dtype), the step size is folded into the
+        denominator ``sqrt(v̂)/(sqrt(1 − β2^t)·(−γ/(1 − β1^t))) + ε/(−γ/(1 − β1^t))`` and
+        ``θ.addcdiv_(m.clone(), denom)``; the AMSGrad maximum is written with ``copy_`` from
+        a clone. Tensor ``betas`` that require grad enter as tensors (``m.lerp_(g, 1 − β1)``,
+        ``v.lerp_(g², 1 − β2)``, ``1 − β^t``), so θ is differentiable in them; both EMAs are
+        ``ema_``'s, which for a β < 1/2 keeps β where torch's lerp loses it."""
+        beta1, beta2 = (x if isinstance(x, Tensor) and x.requires_grad
+                        else x.item() if isinstance(x, Tensor) else x for x in group["betas"])
+        eps = group["eps"]
+        for i, param in enumerate(b.params):
+            grad, exp_avg, exp_avg_sq = b.grads[i], b.state["exp_avg"][i], b.state["exp_avg_sq"][i]
+            LOOP.ema_([exp_avg], [grad], beta1.to(device=param.device, dtype=param.dtype)
+                      if isinstance(beta1, Tensor) else beta1)  # cast as torch (its #140601)
+            if isinstance(beta2, Tensor):  # torch: v.lerp_(g², 1 − β2), here for β2 ≥ 1/2
+                LOOP.ema_([exp_avg_sq], [torch.square(grad)], beta2)
+            else:
+                exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+            step = b.states[i]["step"].to(torch.float64)
+            bias_correction1 = 1 - beta1 ** (step.clone() if isinstance(beta1, Tensor) else step)
+            bias_correction2 = 1 - beta2 ** (step.clone() if isinstance(beta2, Tensor) else step)
+            step_size_neg = (b.lr / bias_correction1).neg()
+            bias_correction2_sqrt = bias_correction2.sqrt()
+            if group["amsgrad"]:
+                max_exp_avg_sq = b.state["max_exp_avg_sq"][i]
+                # torch clones only v̂; the maximum saves v too, which the next step updates
+                # in place, so v is copied as well (torch's backward fails there when v
+                # depends on θ, i.e. with L2 decay, or on betas)
+                max_exp_avg_sq.copy_(torch.maximum(max_exp_avg_sq.clone(), exp_avg_sq.clone()))
+                exp_avg_sq = max_exp_avg_sq
+            denom = (exp_avg_sq.sqrt() / (bias_correction2_sqrt * step_size_neg)).add_(
+                eps / step_size_neg)
+            param.addcdiv_(exp_avg.clone(), denom)
 
 
 class AdamW(Adam):

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Bucket, OptimizerBase, check, check_betas, check_lr
+from ._base import Bucket, OptimizerBase, _saved, check, check_betas, check_lr
 
 __all__ = ["NAdam"]
 
@@ -147,7 +147,7 @@ class NAdam(OptimizerBase):
         for state, mu in zip(b.states, mus):
             state["mu_product"].mul_(mu)
             mp = state["mu_product"]
-            mu_products.append(mp if b.capturable else mp.item())
+            mu_products.append(mp if b.capturable or b.differentiable else mp.item())
 
         ops.ema_(b.state["exp_avg"], b.grads, beta1)
         ops.mul_(b.state["exp_avg_sq"], beta2)
@@ -158,9 +158,19 @@ class NAdam(OptimizerBase):
         else:
             denom = ops.div(b.state["exp_avg_sq"], [1 - beta2**t for t in b.t])
             ops.sqrt_(denom)
-        ops.add_scalar_(denom, eps)
+        denom = ops.add_scalar_unless_saved(denom, eps, b.differentiable)
 
         grad_step = [(-lr * (1.0 - mu)) / (1.0 - mp) for mu, mp in zip(mus, mu_products)]
         avg_step = [(-lr * mn) / (1.0 - mp * mn) for mn, mp in zip(mu_nexts, mu_products)]
+        if b.differentiable:
+            # torch 2.13 ``_single_tensor_nadam`` (``differentiable or capturable``): the 0-d
+            # step sizes multiply the operands, then two plain addcdiv_; m is copied when its
+            # factor requires grad (a Tensor lr): the product saves m, which the next step
+            # updates in place (torch does not copy it, and its backward through lr fails)
+            grads = [g * s for g, s in zip(b.grads, grad_step)]
+            avgs = [_saved(m, s) * s for m, s in zip(b.state["exp_avg"], avg_step)]
+            ops.addcdiv_(b.params, grads, denom)
+            ops.addcdiv_(b.params, avgs, denom)
+            return
         ops.addcdiv_(b.params, b.grads, denom, grad_step)
         ops.addcdiv_(b.params, b.state["exp_avg"], denom, avg_step)

@@ -106,11 +106,14 @@ class RMSprop(OptimizerBase):
         if group["centered"]:
             grad_avgs = b.state["grad_avg"]
             ops.ema_(grad_avgs, b.grads, alpha)
-            avg = ops.addcmul(square_avgs, grad_avgs, grad_avgs, -1)
+            # under differentiable the product saves ḡ, which the next step updates in place:
+            # a copy (torch 2.13 does not copy, and its backward then fails)
+            saved = [a.clone() for a in grad_avgs] if b.differentiable else grad_avgs
+            avg = ops.addcmul(square_avgs, saved, saved, -1)
             ops.sqrt_(avg)
         else:
             avg = ops.sqrt(square_avgs)
-        ops.add_scalar_(avg, eps)
+        avg = ops.add_scalar_unless_saved(avg, eps, b.differentiable)
 
         if momentum > 0:
             bufs = b.state["momentum_buffer"]

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ._base import Bucket, OptimizerBase, check
+from ._base import Bucket, OptimizerBase, _saved, check
 
 __all__ = ["SGD"]
 
@@ -40,6 +40,7 @@ class SGD(OptimizerBase):
     _sparse_error = None
     _has_step = False
     _view_complex = False
+    _foreach_differentiable = True
 
     def __init__(
         self,
@@ -100,6 +101,15 @@ class SGD(OptimizerBase):
                 ops.add_(old_bufs, [b.grads[i] for i in old], alpha=1 - dampening)
             for i, buf in enumerate(bufs):
                 if buf is None:
-                    bufs[i] = b.states[i]["momentum_buffer"] = b.grads[i].detach().clone()
+                    # b₁ = g₁. torch detaches it (``grad.detach().clone()``), which under
+                    # differentiable drops ∂b₁/∂θ₀ and ∂b₁/∂λ when L2 decay puts θ in g₁; the
+                    # copy stays on the graph here (same values, exact derivatives)
+                    first = b.grads[i] if b.differentiable else b.grads[i].detach()
+                    bufs[i] = b.states[i]["momentum_buffer"] = first.clone()
             direction = ops.add(b.grads, bufs, alpha=momentum) if group["nesterov"] else bufs
-        ops.add_(b.params, direction, alpha=-b.lr)
+        if isinstance(b.lr, Tensor):  # requires grad (differentiable): torch's
+            # θ.addcmul_(d, γ, value=-1), d copied as ``_saved`` says (torch does not copy)
+            for param, d in zip(b.params, direction):
+                param.addcmul_(_saved(d, b.lr), b.lr, value=-1)
+        else:
+            ops.add_(b.params, direction, alpha=-b.lr)
