@@ -29,7 +29,7 @@ from .compare import HypothesisResult, compare
 from .configs import Config, configs_for
 from .conventions import AXES, conventions_of, differences
 from .evaluate import Hypothesis
-from .families import TORCH_VARIANT, group_of, infer_rule, variants
+from .families import TORCH_CLASSES, TORCH_VARIANT, group_of, infer_rule, variants
 from .probes import probes_for, structural_probes
 from .target import Target, TargetError, load_target
 
@@ -105,8 +105,9 @@ def _choose_rule(target: Target, rule: str | None) -> tuple[str, str]:
                           f"{target.name}: {declared} (its documented convention)")
     inferred = infer_rule(target.class_names)
     if inferred is None:
-        raise AuditUsageError(f"cannot infer the rule of {target.path!r} from its class name "
-                              f"{target.name!r}; pass --rule (e.g. --rule adamw)")
+        raise AuditUsageError(f"cannot infer the rule of {target.path!r}: neither {target.name!r} "
+                              f"nor a class it inherits is one of torch.optim's "
+                              f"{', '.join(TORCH_CLASSES)}; pass --rule RULE (optproof show --list)")
     named = next(n for n in target.class_names if infer_rule([n]) == inferred)
     return inferred, (f"rule inferred from the class name {named!r}: {inferred} "
                       f"(torch.optim semantics; pass --rule to choose another)")
