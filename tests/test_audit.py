@@ -45,7 +45,7 @@ def test_torch_optim_lineage_conforms_in_float32(name, rule):
 
 def test_torch_adamw_conventions_are_named_with_the_configuration_that_exposed_them():
     result = audited("torch.optim.AdamW")
-    rows = {axis: (detected, evidence) for axis, detected, evidence in result.conventions}
+    rows = {e.axis: (e.detected, e.evidence) for e in result.conventions if e.measured}
     assert rows["weight decay"][0].startswith("decoupled, lr-scaled")
     assert "adam rejected by 'decay-schedule'" in rows["weight decay"][1]
     assert "adamw:paper rejected by 'decay-schedule'" in rows["weight decay"][1]

@@ -24,6 +24,8 @@ def test_fault_is_flagged_and_named(name):
                    timeout=1 if name == "AdamHangs" else 20)
     assert result.expected == rule
     assert result.verdict == "deviation" and result.exit_code == 1
+    best = result.hypothesis(result.best)
+    assert best is None or best.matches or result.best == rule  # never a failing explanation
     text = "\n".join(result.diagnosis)
     for word in words:
         assert word in text, f"{name}: {word!r} not in the diagnosis:\n{text}"
