@@ -111,9 +111,10 @@ def _choose_rule(target: Target, rule: str | None) -> tuple[str, str]:
                           f"{target.name}: {declared} (its documented convention)")
     inferred = infer_rule(target.class_names)
     if inferred is None:
-        raise AuditUsageError(f"cannot infer the rule of {target.path!r}: neither {target.name!r} "
-                              f"nor a class it inherits is one of torch.optim's "
-                              f"{', '.join(TORCH_CLASSES)}; pass --rule RULE (optproof show --list)")
+        raise AuditUsageError(f"cannot infer the rule of {target.path!r}: neither "
+                              f"{target.name!r} nor a class it inherits is one of torch.optim's "
+                              f"{', '.join(TORCH_CLASSES)}; pass --rule RULE "
+                              f"(optproof show --list)")
     named = next(n for n in target.class_names if infer_rule([n]) == inferred)
     return inferred, (f"rule inferred from the class name {named!r}: {inferred} "
                       f"(torch.optim semantics; pass --rule to choose another)")

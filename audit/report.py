@@ -79,7 +79,10 @@ def render(result: AuditResult, console: Console | None = None) -> None:
     console.print(table)
 
     if result.conventions:
-        table = Table(title=f"conventions detected ({best})", title_justify="left")
+        claimed = result.hypothesis(result.best)
+        title = f"conventions detected ({best})" if claimed and claimed.matches else \
+            "conventions: per axis, the explanation that reproduces every run exercising it"
+        table = Table(title=title, title_justify="left")
         table.add_column("axis")
         table.add_column("detected")
         table.add_column("evidence (the configuration that separated it), or why not measured")

@@ -212,7 +212,8 @@ def _keras_adam_float32(theta, grads, lr, b1, b2, eps):
     """Keras 3.15.1's ``Adam.update_step`` (``keras/src/optimizers/adam.py``) on the torch
     backend, operation by operation in float32: ``lr`` and β cast to float32,
     ``beta_power = ops.power(β, t)``, ``alpha = lr·√(1 − β₂ᵗ)/(1 − β₁ᵗ)``,
-    ``m += (g − m)·(1 − β₁)`` with the Python float ``1 - beta_1``, θ −= m·α/(√v + ε)."""
+    ``m += (g − m)·(1 − β₁)`` with the Python float ``1 - beta_1``,
+    θ −= m·α/(√v + ε)."""
     f = torch.float32
     p = torch.tensor(theta, dtype=f)
     m, v = torch.zeros_like(p), torch.zeros_like(p)
