@@ -178,7 +178,8 @@ def axis_evidence(axis: str, rows: Mapping[str, Mapping[str, str]],
     if not runs:
         reasons = sorted({o.skipped or o.error or "not run" for o in relevant})
         whose = f"every {what} configuration" if what else "every configuration"
-        return Evidence(axis, None, f"{whose} was skipped: {'; '.join(reasons)}", False)
+        how = "was skipped" if all(o.skipped for o in relevant) else "was skipped or failed"
+        return Evidence(axis, None, f"{whose} {how}: {'; '.join(reasons)}", False)
     own = axis not in AXES
     values = {n: _value(row, axis, own) for n, row in rows.items()}
 
@@ -202,7 +203,7 @@ def axis_evidence(axis: str, rows: Mapping[str, Mapping[str, str]],
                 "exercised it", False)
         claimed = passing[0]
     value = values.get(claimed)
-    if value is None or not compared(claimed) or rejected_by(claimed):
+    if value is None or not compared(claimed):
         return Evidence(axis, None, f"{claimed} was not compared on a run that exercised it",
                         False)
     held = compared(claimed)  # the runs the claimed value reproduced: the separating ones

@@ -41,6 +41,7 @@ Nadam     nadam:keras3             μₜ = β₁(1 − ½·0.96ᵗ), one shared 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -77,21 +78,30 @@ class KerasSession(Session):
     def __init__(self, cls, kwargs, params, dtype):
         import keras
         self.keras, self.dtype = keras, dtype
-        floatx = keras.config.floatx()
-        if dtype in ("float32", "float64"):
-            keras.config.set_floatx(dtype)  # the learning-rate variable is created in floatx
-        try:
+        with self._floatx():
             self.variables = [keras.Variable(np.asarray(p), dtype=dtype) for p in params]
             self.optimizer = cls(**kwargs)
             self.optimizer.build(self.variables)
+
+    @contextmanager
+    def _floatx(self):
+        """Keras's floatx set to the audited dtype: the learning-rate variable is created in
+        it, and a Python float meeting a tensor (Nadam's ``ops.power(0.96, t)``) is
+        converted to it."""
+        floatx = self.keras.config.floatx()
+        if self.dtype in ("float32", "float64"):
+            self.keras.config.set_floatx(self.dtype)
+        try:
+            yield
         finally:
-            keras.config.set_floatx(floatx)
+            self.keras.config.set_floatx(floatx)
 
     def step(self, grads, lr):
         ops = self.keras.ops
-        self.optimizer.learning_rate = lr
-        self.optimizer.apply([ops.convert_to_tensor(np.asarray(g), dtype=self.dtype)
-                              for g in grads], self.variables)
+        with self._floatx():
+            self.optimizer.learning_rate = lr
+            self.optimizer.apply([ops.convert_to_tensor(np.asarray(g), dtype=self.dtype)
+                                  for g in grads], self.variables)
 
     def params(self):
         return [np.asarray(v.numpy(), dtype=np.float64).reshape(-1).tolist()
