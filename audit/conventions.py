@@ -138,6 +138,7 @@ class Evidence:
     measured: bool
 
     def shown(self) -> str:
+        """The detected convention, or "not measured"."""
         return self.detected if self.measured and self.detected else "not measured"
 
 
