@@ -74,6 +74,13 @@ def test_weight_decay_is_not_measured_when_every_decay_configuration_was_skipped
     json.dumps(data)
 
 
+def test_the_conventions_matrix_row_says_not_measured():
+    from optproof.docgen.conventions import Target as Row, _row
+    result = audit(_target(AdamWithoutDecay), steps=1)
+    row = _row(Row("torch", "tests.AdamWithoutDecay", "torch"), result)
+    assert row["conventions"]["weight decay"] == "not measured"
+
+
 def test_momentum_is_not_measured_when_no_momentum_configuration_ran(capsys):
     result = audit(_target(SGDWithoutMomentum), steps=STEPS)
     assert result.verdict == "conformant", result.diagnosis
