@@ -42,7 +42,7 @@ upper bound for kernels that keep intermediates in float32 (torch's ``opmath``) 
 A framework that holds its hyperparameters in a lower format and computes the per-step
 scalars in the parameters' dtype (Keras 3 under its default floatx float32, optax with jax's
 default float32) is described by a :class:`Rounding` model rather than this default: each
-hyperparameter enters with one rounding to that format (an *error* e = u·|β| + η, not a
+hyperparameter enters with one rounding to that format (an *error* e = |fl(β) − β|, not a
 changed value — Keras computes ``1 − β₁`` from the Python float but ``β₁ᵗ`` from the
 float32 one, and both lie within it), the scalar arithmetic is charged that format's u, and
 the power βᵗ its library's error (a libm ``pow`` within one ULP; jax's ``x ** n`` for an
@@ -141,14 +141,16 @@ class Rounding:
     per-step scalars (bias corrections, step sizes) before they enter the elementwise kernel.
 
     ``hyper_dtype``: each hyperparameter (γ, β, ε, λ …) enters with one rounding to this
-    format (``None``: exact, as Python floats) — an error e = u·|β| + η where some uses see
-    the rounded value and others the exact one (Keras), or, with ``hyper_held``, the rounded
+    format (``None``: exact, as Python floats) — an error e = |fl(β) − β| where some uses
+    see the rounded value and others the exact one (Keras), or, with ``hyper_held``, the rounded
     value itself, exactly, where the framework holds it so and every use sees it (optax's
     ``inject_hyperparams`` arrays); ``scalar_dtype``: the format of the scalar
     arithmetic; ``power``: the error of one power βᵗ — ``"correctly rounded"`` (½ ULP),
     ``"libm"`` (a ``pow`` within 1 ULP) or ``"multiplication"`` (an integer power by
     repeated multiplication, t − 1 roundings; a non-integer one, 0.96^{tψ}, by the
-    library's ``pow``, within 1 ULP). ``source`` cites the code it models.
+    library's ``pow``, within 1 ULP). A constant of the rule (Keras's 0.96) enters with its
+    rounding to ``scalar_dtype`` (torch.optim's model, `FLOAT64_SCALARS`, takes constants
+    as exact). ``source`` cites the code it models.
     """
 
     name: str
@@ -169,14 +171,16 @@ class Rounding:
         """A hyperparameter as the scalar arithmetic receives it."""
         if self.hyper_dtype is None:
             return _exact(value)
+        import numpy as np
+        rounded = mpmath.mpf(float(getattr(np, self.hyper_dtype)(float(value))))
         if self.hyper_held:
-            import numpy as np
-            return _exact(mpmath.mpf(float(getattr(np, self.hyper_dtype)(float(value)))))
-        return _cast(_exact(value), precision(self.hyper_dtype))
+            return _exact(rounded)
+        return Bounded(value, abs(rounded - value), value >= 0)  # exact or rounded: both within
 
     def scalars(self, env: Mapping[sp.Symbol, Bounded]) -> _Bounds:
         """The evaluator of the per-step scalars under this model."""
-        return _Bounds(precision(self.scalar_dtype), env, power=self.power)
+        return _Bounds(precision(self.scalar_dtype), env, power=self.power,
+                       constants=None if self is FLOAT64_SCALARS else self.scalar_dtype)
 
 
 class Bounded(NamedTuple):
@@ -213,11 +217,13 @@ class _Bounds:
 
     def __init__(self, p: Precision, env: Mapping[sp.Symbol, Bounded],
                  scalar: _Bounds | None = None, cast: Callable[[Bounded], Bounded] | None = None,
-                 power: str = "correctly rounded"):
+                 power: str = "correctly rounded", constants: str | None = None):
         """``scalar``, when given, evaluates the sub-expressions whose symbols are all its own
         (per-step values, in float64); ``cast`` then rounds them into this evaluator's type;
-        ``power`` is the error model of aᵇ with a variable exponent (`Rounding`)."""
+        ``power`` is the error model of aᵇ with a variable exponent (`Rounding`);
+        ``constants``, the format a numeric constant of the rule is held in (``None``: exact)."""
         self.u, self.eta, self.env, self.power = p.u, p.eta, env, power
+        self.constants = constants
         self.scalar, self.cast = scalar, cast
         self.memo: dict[sp.Expr, Bounded] = {}
 
@@ -235,7 +241,12 @@ class _Bounds:
         if expr.is_Symbol:
             return self.env[expr]
         if expr.is_Number:
-            return _exact(mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q)
+            x = mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q
+            if self.constants is None:
+                return _exact(x)
+            import numpy as np  # the constant as the framework holds it (0.96 in float32)
+            return Bounded(x, abs(mpmath.mpf(float(getattr(np, self.constants)(float(x)))) - x),
+                           x >= 0)
         if isinstance(expr, sp.Add):
             return self._add([self(a) for a in expr.args])
         if isinstance(expr, sp.Mul):
