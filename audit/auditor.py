@@ -3,11 +3,15 @@
 Verdict (exit status of ``optproof audit``):
 
 * **conformant** (0) — the expected variant (``--rule``, the adapter's declared variant, or
-  the torch.optim variant the class name names) reproduces every step of every configuration
-  the target ran, within the derived bound, and no experiment failed;
+  the torch.optim variant the class is or inherits) reproduces every step of every
+  configuration the target ran, within the bound derived under the framework's precision
+  model (`Rounding`: Keras and optax compute their per-step scalars in float32 at float32;
+  the model is named in the report), and no experiment failed;
 * **deviation** (1) — otherwise: the report says which registered variant reproduces the
   target instead (its conventions then differ from the expected ones on the named axes), or
-  which probe (a named fault, :mod:`.probes`) does, or that none does and which came closest;
+  which probe (a named fault, `probes`) does, or that none does — never naming a hypothesis
+  that failed a configuration it ran — and, per convention axis, the value every hypothesis
+  reproducing the runs that exercised it agrees on (`conventions.axis_evidence`);
   a target that raised, returned NaN where the reference is finite or timed out is a
   deviation with that message.
 
@@ -20,17 +24,18 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from optproof.derivations import rule as get_rule
+from optproof.reference.bounds import Rounding
 
 from . import drive as driving
 from .compare import HypothesisResult, compare
 from .configs import Config, configs_for
-from .conventions import AXES, conventions_of, differences
+from .conventions import AXES, Evidence, axis_evidence, conventions_of, differences
 from .evaluate import Hypothesis
-from .families import TORCH_VARIANT, group_of, infer_rule, variants
+from .families import TORCH_CLASSES, TORCH_VARIANT, group_of, infer_rule, variants
 from .probes import probes_for, structural_probes
 from .target import Target, TargetError, load_target
 
@@ -72,8 +77,9 @@ class AuditResult:
     best: str | None = None
     best_kind: str = "variant"
     diagnosis: list[str] = field(default_factory=list)
-    conventions: list[tuple[str, str, str]] = field(default_factory=list)
+    conventions: list[Evidence] = field(default_factory=list)
     elapsed: float = 0.0
+    rounding: Rounding | None = None  # the framework's precision model every hypothesis used
 
     @property
     def exit_code(self) -> int:
@@ -106,8 +112,10 @@ def _choose_rule(target: Target, rule: str | None) -> tuple[str, str]:
                           f"{target.name}: {declared} (its documented convention)")
     inferred = infer_rule(target.class_names)
     if inferred is None:
-        raise AuditUsageError(f"cannot infer the rule of {target.path!r} from its class name "
-                              f"{target.name!r}; pass --rule (e.g. --rule adamw)")
+        raise AuditUsageError(f"cannot infer the rule of {target.path!r}: neither "
+                              f"{target.name!r} nor a class it inherits is one of torch.optim's "
+                              f"{', '.join(TORCH_CLASSES)}; pass --rule RULE "
+                              f"(optproof show --list)")
     named = next(n for n in target.class_names if infer_rule([n]) == inferred)
     return inferred, (f"rule inferred from the class name {named!r}: {inferred} "
                       f"(torch.optim semantics; pass --rule to choose another)")
@@ -159,7 +167,9 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
     specs = variants(group)
     family = get_rule(expected).family
     base = dict(get_rule(TORCH_VARIANT.get(family, expected)).defaults)
-    hypotheses = [Hypothesis(s.name, s, conventions=conventions_of(s.name)) for s in specs]
+    rounding = target.adapter.rounding(dtype)
+    hypotheses = [Hypothesis(s.name, s, conventions=conventions_of(s.name), rounding=rounding)
+                  for s in specs]
     total = len(configs) + len(hypotheses) + 2
 
     def tick(what: str):
@@ -187,7 +197,8 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
         tick(f"comparing with {h.name}")
         results[h.name] = compare(h, observations, dtype, base, full=full)
     result = AuditResult(target.path, target.adapter.describe(), dtype, device, seed, steps,
-                         expected, inference, group, configs, observations, results)
+                         expected, inference, group, configs, observations, results,
+                         rounding=rounding)
     tick("experiments")
     _experiments(result, target, base, timeout)
     _classify(result, dtype, base, full)
@@ -258,11 +269,13 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
                                     f"{first.describe()}")
         elif matching:
             result.best = matching[0]
-            result.diagnosis.append(_instead(result, matching[0]) + _uncovered(
+            result.conventions = _conventions(result)
+            result.diagnosis.append(_instead(result) + _uncovered(
                 result.variants[matching[0]], failed))
         else:
             obs = result.observations
             for h in probes_for(result.expected) + structural_probes(result.expected, dtype):
+                h = replace(h, rounding=result.rounding)
                 result.probes[h.name] = compare(h, obs, dtype, base, full=full)
             explaining = [result.probes[n] for n in _explaining(result.probes.values(), failed)]
             if explaining:
@@ -283,15 +296,11 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
                     f"evaluation of the rule (e.g. it adds two terms to θ in two roundings); "
                     f"no convention or known fault differs")
             else:
-                candidates = list(result.variants.values()) + list(result.probes.values())
-                closest = min((r for r in candidates if r.configs), key=lambda r: r.score(),
-                              default=None)
-                if closest is not None:
-                    result.best, result.best_kind = closest.name, closest.hypothesis.kind
-                    result.diagnosis.append(
-                        f"no registered variant or known fault reproduces the target; closest: "
-                        f"{closest.name} (fails {len(closest.failed)} of "
-                        f"{len(closest.configs)} configurations)")
+                result.diagnosis.append(
+                    "no registered variant or known fault reproduces the target: each fails "
+                    "a configuration it was compared on (the conventions below are, per "
+                    "axis, the explanation that reproduces every run exercising it, where "
+                    "one does)")
         for e in failed_experiments:
             result.diagnosis.append(f"{e.name} ({e.config}): {e.detail}")
         result.diagnosis.extend(result.findings)
@@ -343,46 +352,35 @@ def _rounding_level(r: HypothesisResult) -> bool:
         all(s.max_err_ulps <= ROUNDING_LEVEL for s in steps)
 
 
-def _instead(result: AuditResult, other: str) -> str:
+def _instead(result: AuditResult) -> str:
+    """How the matching variant ``result.best`` differs from the expected one, on the axes
+    the audit measured (an unmeasured difference is named as such, with the reason)."""
+    other = result.best
     a, b = conventions_of(result.expected), conventions_of(other)
-    axes = differences(a, b)
-    what = "; ".join(f"{axis}: {b[axis]} instead of {a[axis]}" for axis in axes) or \
+    evidence = {e.axis: e for e in result.conventions}
+    parts = []
+    for axis in differences(a, b):
+        e = evidence.get(axis)
+        if e is not None and e.measured:
+            parts.append(f"{axis}: {b[axis]} instead of {a[axis]}")
+        else:
+            parts.append(f"{axis}: not measured ({e.evidence if e else 'no evidence'})")
+    what = "; ".join(parts) or \
         "the same conventions table (the difference is in a detail the table does not name)"
     return f"behaves as {other} rather than {result.expected}: {what}"
 
 
-def _conventions(result: AuditResult) -> list[tuple[str, str, str]]:
-    """(axis, detected, evidence) for the best hypothesis."""
+def _conventions(result: AuditResult) -> list[Evidence]:
+    """The evidence on every axis of the best hypothesis (or, when nothing reproduces the
+    target, of every hypothesis compared: the closest passing explanation per axis)."""
+    results = {**result.variants, **result.probes}
+    expected = conventions_of(result.expected)
+    rows = {name: ({**expected, **r.hypothesis.conventions} if r.hypothesis.kind == "probe"
+                   else conventions_of(name)) for name, r in results.items()}
     best = result.hypothesis(result.best)
-    if best is None:
+    claimed = best.name if best is not None and best.matches else None
+    axes = rows[claimed] if claimed else {a: None for row in rows.values() for a in row}
+    if not axes:
         return []
-    row = {**conventions_of(result.expected), **best.hypothesis.conventions} \
-        if best.hypothesis.kind == "probe" else conventions_of(best.name)
-    out = []
-    for axis in [*AXES, *[a for a in row if a not in AXES]]:
-        if axis not in row:
-            continue
-        rejected, unseparated = [], []
-        for name, other in result.variants.items():
-            if name == best.name:
-                continue
-            theirs = conventions_of(name)
-            if axis not in theirs or theirs[axis] == row[axis]:
-                continue
-            if len(differences(row, theirs)) > 1 and any(
-                    len(differences(row, conventions_of(n))) == 1 and axis in
-                    differences(row, conventions_of(n)) for n in result.variants if n != best.name):
-                continue  # a variant differing on this axis alone is the evidence
-            if other.first is not None:
-                f = other.first
-                rejected.append(f"{name} rejected by {f.config!r} at step {f.step}")
-            elif other.configs:
-                unseparated.append(name)
-        if rejected or unseparated:
-            evidence = "; ".join(rejected)
-            if unseparated:
-                evidence += ("; " if evidence else "") + "not separated from " + ", ".join(unseparated)
-        else:
-            evidence = "no alternative among the registered variants"
-        out.append((axis, row[axis], evidence))
-    return out
+    return [axis_evidence(axis, rows, results, result.observations, claimed)
+            for axis in [*[a for a in AXES if a in axes], *[a for a in axes if a not in AXES]]]

@@ -131,14 +131,6 @@ class HypothesisResult:
         firsts = [c.first for c in self.configs.values() if c.first is not None]
         return min(firsts, key=lambda d: d.step) if firsts else None
 
-    def score(self) -> tuple:
-        """Smaller is closer: the share of failed configurations, then the median log
-        error of the steps compared."""
-        import math
-        errs = sorted(math.log10(max(s.max_err_ulps, 1e-3)) for c in self.configs.values()
-                      for s in c.steps)
-        return (len(self.failed) / max(len(self.configs), 1), errs[len(errs) // 2] if errs else 0.0)
-
 
 def _state_usable(obs: ConfigObs, prep: Prepared) -> bool:
     """Whether the target's state can be the one-step oracle's input for ``prep``."""

@@ -1,16 +1,42 @@
-"""The conventions each registered variant follows, by axis (``CONVENTIONS.md``).
+"""The conventions each registered variant follows, by axis (``CONVENTIONS.md``), and the
+evidence that measured them on a target.
 
-When a variant reproduces a target, its row is the target's conventions; the evidence for
-each axis is the configuration that rejected every variant choosing differently on it (the
-variant, the configuration, the step). An axis no configuration separated is reported as
-"not separated" (e.g. AMSGrad's form when the target takes no ``amsgrad``).
+When a hypothesis reproduces a target, its row is what the target *may* follow; an axis is
+reported as measured only when the audit has the evidence (`axis_evidence`):
+
+1. a configuration that **exercises** the axis ran (`EXERCISED`: λ ≠ 0 for weight decay,
+   μ ≠ 0 for momentum, ``amsgrad`` for AMSGrad, κ ≠ 0 for Adagrad's lr decay, maximize for
+   ``maximize``, several tensors of one shape for shared state; an axis every step
+   exercises — ε, bias correction, the NAdam schedule — needs any configuration); a
+   configuration that leaves the axis out (wd = 0) cannot tell its alternatives apart, since
+   their predictions coincide there;
+2. the claimed value reproduces every such run it was compared on, and **every alternative**
+   (a hypothesis choosing differently on the axis; where some differ on this axis alone,
+   those) failed one of them, or cannot express one (optax's trace has no dampening: torch's
+   momentum, reproducing a τ = ½ run, is not it; at τ = 0 the two coincide).
+
+Otherwise the axis is "not measured", with the reason: no configuration exercises it,
+every one that does was skipped (and why: "the target rejected weight_decay"), or an
+alternative reproduces every run that exercised it, or was never compared on one.
+
+Without a hypothesis that reproduces the target (nothing explains it), the claimed value of
+an axis is the one common to every hypothesis that reproduces each run exercising the axis
+(the closest *passing* explanation on that axis): the evidence rule is the same.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-__all__ = ["AXES", "CONVENTIONS", "conventions_of", "differences"]
+if TYPE_CHECKING:
+    from .compare import HypothesisResult
+    from .configs import Config
+    from .drive import ConfigObs
+
+__all__ = ["AXES", "CONVENTIONS", "EXERCISED", "Evidence", "axis_evidence", "conventions_of",
+           "differences"]
 
 AXES = ("weight decay", "epsilon", "bias correction", "AMSGrad", "momentum", "NAdam schedule",
         "learning-rate decay", "accumulator")
@@ -77,3 +103,133 @@ def conventions_of(name: str, extra: Mapping[str, str] | None = None) -> dict[st
 def differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
     """The axes on which two convention rows differ."""
     return [axis for axis in AXES if axis in a and axis in b and a[axis] != b[axis]]
+
+
+def _given(key: str) -> Callable[[Config], bool]:
+    return lambda c: bool(c.hyper.get(key))
+
+
+def _one_shape_repeated(c: Config) -> bool:
+    return len(set(c.shapes)) < len(c.shapes)
+
+
+#: per axis, what exercises it (a name for the report, a predicate on the configuration);
+#: an axis not listed is exercised by every configuration (ε, bias correction, the NAdam
+#: schedule, per-step counters, precision: every step computes them)
+EXERCISED: dict[str, tuple[str, Callable[[Config], bool]]] = {
+    "weight decay": ("weight-decay (λ ≠ 0)", _given("weight_decay")),
+    "AMSGrad": ("AMSGrad", _given("amsgrad")),
+    "momentum": ("momentum (μ ≠ 0)", _given("momentum")),
+    "learning-rate decay": ("lr-decay (κ ≠ 0)", _given("lr_decay")),
+    "maximize": ("maximize", _given("maximize")),
+    "state": ("several tensors of one shape", _one_shape_repeated),
+}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the audit can say about one axis: ``detected`` (the claimed convention) when
+    ``measured``; ``evidence`` names the configurations that separated it, or why it is not
+    measured."""
+
+    axis: str
+    detected: str | None
+    evidence: str
+    measured: bool
+
+    def shown(self) -> str:
+        """The detected convention, or "not measured"."""
+        return self.detected if self.measured and self.detected else "not measured"
+
+
+def _value(row: Mapping[str, str], axis: str, own: bool) -> str | None:
+    """A hypothesis's value on ``axis``: its row's; a probe's axis missing from a row is the
+    unmutated form (``own``), a torch axis missing from it does not apply (``None``)."""
+    if axis in row:
+        return row[axis]
+    return "the rule's own form" if own else None
+
+
+def _differ(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:
+    """The axes on which two rows differ (a probe's own axis counts where either names it)."""
+    out = []
+    for axis in dict.fromkeys([*a, *b]):
+        own = axis not in AXES
+        x, y = _value(a, axis, own), _value(b, axis, own)
+        if x is not None and y is not None and x != y:
+            out.append(axis)
+    return out
+
+
+def axis_evidence(axis: str, rows: Mapping[str, Mapping[str, str]],
+                  results: Mapping[str, HypothesisResult], observations: Sequence[ConfigObs],
+                  claimed: str | None = None) -> Evidence:
+    """The evidence on ``axis`` (see the module docstring).
+
+    ``rows`` are the conventions of every hypothesis compared (``results``, by name);
+    ``claimed`` names the hypothesis that reproduces the target, if any (its value is the
+    one to measure); without it, the value common to the hypotheses that reproduce every run
+    exercising the axis is.
+    """
+    what, exercises = EXERCISED.get(axis, ("", lambda c: True))
+    relevant = [o for o in observations if exercises(o.config)]
+    runs = [o.config.name for o in relevant if o.ran and not o.error and o.steps]
+    if not relevant:
+        return Evidence(axis, None, f"no configuration exercises it ({what})", False)
+    if not runs:
+        reasons = sorted({o.skipped or o.error or "not run" for o in relevant})
+        whose = f"every {what} configuration" if what else "every configuration"
+        how = "was skipped" if all(o.skipped for o in relevant) else "was skipped or failed"
+        return Evidence(axis, None, f"{whose} {how}: {'; '.join(reasons)}", False)
+    own = axis not in AXES
+    values = {n: _value(row, axis, own) for n, row in rows.items()}
+
+    def compared(name: str) -> list[str]:
+        return [c for c in runs if c in results[name].configs]
+
+    def rejected_by(name: str, where: list[str] | None = None) -> str | None:
+        return next((c for c in compared(name) if not results[name].configs[c].passed
+                     and (where is None or c in where)), None)
+
+    closest = claimed is None
+    passing = [n for n in results if values.get(n) is not None and compared(n)
+               and rejected_by(n) is None]
+    if claimed is None:
+        found = {values[n] for n in passing}
+        if not found:
+            return Evidence(axis, None, "no hypothesis reproduces a run that exercised it", False)
+        if len(found) > 1:
+            return Evidence(axis, None, "not separated: " + ", ".join(
+                f"{n} ({values[n]})" for n in passing) + " each reproduce every run that "
+                "exercised it", False)
+        claimed = passing[0]
+    value = values.get(claimed)
+    if value is None or not compared(claimed):
+        return Evidence(axis, None, f"{claimed} was not compared on a run that exercised it",
+                        False)
+    held = compared(claimed)  # the runs the claimed value reproduced: the separating ones
+    others = [n for n in results if values.get(n) not in (None, value)]
+    alone = [n for n in others if _differ(rows[claimed], rows[n]) == [axis]]
+    rejected, unseparated = [], []
+    for name in alone or others:
+        config = rejected_by(name, held)
+        inexpressible = [c for c in held if c in results[name].not_applicable]
+        if config is not None:
+            step = results[name].configs[config].first.step
+            rejected.append(f"{name} rejected by {config!r} at step {step}")
+        elif inexpressible:  # optax's trace has no dampening: torch's form, at τ = ½, is not it
+            rejected.append(f"{name} cannot express {inexpressible[0]!r}, which {claimed} "
+                            f"reproduces")
+        elif set(compared(name)) & set(held):
+            both = [repr(c) for c in compared(name) if c in held]
+            unseparated.append(f"{name} also reproduces every run that exercised it "
+                               f"({', '.join(both)})")
+        else:
+            unseparated.append(f"{name} was not compared on a run that exercised it")
+    if unseparated:
+        return Evidence(axis, None, "not separated: " + "; ".join(unseparated), False)
+    evidence = "; ".join(rejected) or (f"no alternative among the registered variants "
+                                       f"(exercised by {', '.join(repr(c) for c in runs)})")
+    if closest:
+        evidence = f"{claimed} reproduces every run that exercised it; " + evidence
+    return Evidence(axis, value, evidence, True)

@@ -32,8 +32,8 @@ import sympy as sp
 
 from optproof.derivations import Spec
 from optproof.derivations.symbols import g, t as T, theta_prev
-from optproof.reference.bounds import (PRECISIONS, Bounded, _Bounds, _cast, _exact, _finite,
-                                       precision)
+from optproof.reference.bounds import (FLOAT64_SCALARS, Bounded, Rounding, _Bounds, _cast,
+                                       _exact, _finite, precision)
 
 from .configs import Config
 from .families import IMPLIED, TORCH_VARIANT
@@ -57,7 +57,10 @@ class Hypothesis:
     scalar state (``mu_product``) be stored in a format other than the parameters' (whose
     rounding every hypothesis allows); ``implied`` lists switches the rule has
     built in (``adamw`` is decoupled). ``fault`` is the one-line name reported when the
-    hypothesis explains a target, ``conventions`` its conventions by axis.
+    hypothesis explains a target, ``conventions`` its conventions by axis. ``rounding``
+    is the precision model of the framework under audit (`Rounding`: Keras and optax hold
+    float32 hyperparameters and compute the per-step scalars in float32), which the audit
+    applies to every hypothesis alike.
     """
 
     name: str
@@ -74,6 +77,7 @@ class Hypothesis:
     scalar_state_dtype: str | None = None  # per-tensor scalar state stored in this format
     hyper_dtype: str | None = None  # hyperparameters held in this format (Keras: float32 lr)
     hyper_keys: frozenset[str] | None = None  # which (None: all numeric keywords)
+    rounding: Rounding | None = None  # the framework's precision model (None: float64 scalars)
 
     def implied_flags(self) -> Mapping[str, bool]:
         return IMPLIED.get(self.spec.name, {}) if self.implied is None else self.implied
@@ -251,7 +255,7 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
     rounding of that format rather than of the tensor's.
     """
     p = precision(dtype)
-    f64 = PRECISIONS["float64"]
+    rounding = prep.hypothesis.rounding or FLOAT64_SCALARS
     program = prep.program
     per_step, elementwise, hoisted = _plan(program, prep.zeros)
     held = prep.hypothesis.scalar_state_dtype
@@ -260,12 +264,12 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
     with mpmath.workdps(DPS):
         for tensor in tensors:
             scalars = {T: _exact(mpmath.mpf(tensor["t"])),
-                       **{sym: _exact(v) for sym, v in prep.values[k].items()}}
+                       **{sym: rounding.hyper(v) for sym, v in prep.values[k].items()}}
             for s in program.states:
                 if s.per_step:
                     value = tensor.get(s.key, (prep.init[s.key], ZERO))
                     scalars[s.prev] = _bounded(value[0] if isinstance(value, list) else value)
-            scalar_eval = _Bounds(f64, scalars)
+            scalar_eval = rounding.scalars(scalars)
             consts = {d: _cast(scalar_eval(sub), scalar_p) for d, sub in hoisted}
             result: dict[str, Any] = {key: [] for key in elementwise}
             grads = tensor["grad"]

@@ -16,19 +16,19 @@ nadam      nadam, nadam:keras3, nadam:optax
 =========  =====================================================================================
 
 A torch-style class (a ``torch.optim.Optimizer`` subclass taking torch.optim's keywords) is
-expected to follow the torch.optim variant its name names (:func:`infer_rule`); a variant
-that takes a structural switch implicitly (``adamw`` is decoupled, ``adam:amsgrad-reddi`` is
+expected to follow the torch.optim variant whose class it is or inherits (`infer_rule`); a
+variant that takes a structural switch implicitly (``adamw`` is decoupled, ``adam:amsgrad-reddi`` is
 AMSGrad) lists it in :data:`IMPLIED`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 from optproof.derivations import Spec, rule, rules
 
-__all__ = ["GROUPS", "IMPLIED", "group_of", "variants", "infer_rule", "TORCH_VARIANT"]
+__all__ = ["GROUPS", "IMPLIED", "TORCH_CLASSES", "group_of", "variants", "infer_rule",
+           "TORCH_VARIANT"]
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adam:eps-hat",
@@ -74,21 +74,20 @@ def variants(group: str) -> tuple[Spec, ...]:
     return tuple(rule(n) for n in names)
 
 
-_PATTERNS = (  # most specific first
-    ("nadam", "nadam"), ("adamw", "adamw"), ("adam", "adam"), ("sgdw", "sgdw"),
-    ("sgd", "sgd"), ("adagrad", "adagrad"), ("adadelta", "adadelta"), ("rmsprop", "rmsprop"),
-)
+#: torch.optim's audited classes by name: a target is inferred to follow one of these only
+#: when its class, or a class it inherits from, has exactly that name
+TORCH_CLASSES = {"Adam": "adam", "AdamW": "adamw", "SGD": "sgd", "Adagrad": "adagrad",
+                 "Adadelta": "adadelta", "RMSprop": "rmsprop", "NAdam": "nadam"}
 
 
 def infer_rule(names: list[str]) -> str | None:
     """The torch variant named by the first of ``names`` (a class name and its bases) that
-    names one: ``AdamW`` → ``adamw``, ``MyNAdam`` → ``nadam``, ``SGD`` → ``sgd``."""
-    for name in names:
-        lowered = re.sub(r"[^a-z]", "", name.lower())
-        for pattern, variant in _PATTERNS:
-            if pattern in lowered:
-                return variant
-    return None
+    is exactly one of torch.optim's audited classes (:data:`TORCH_CLASSES`): ``AdamW`` →
+    ``adamw``, a subclass of ``torch.optim.SGD`` → ``sgd``. Nothing is read into a name
+    that merely contains one: ``RAdam``, ``Adamax``, ``SparseAdam``, ``ASGD`` and
+    ``NaNAdamW`` follow other rules (or none registered), and ``None`` makes the audit ask
+    for ``--rule``."""
+    return next((TORCH_CLASSES[n] for n in names if n in TORCH_CLASSES), None)
 
 
 def implied(name: str) -> Mapping[str, bool]:

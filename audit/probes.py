@@ -25,9 +25,11 @@ probe                           what the target does instead
                                 parameters, β₁ᵗ, β₂ᵗ multiplied once per parameter)
 ``~state-float32``              state rounded to float32 after every step (float64 audits)
 ``~hyper-float32``              hyperparameters cast to float32 before the per-step scalars
-                                are computed (Keras casts β to the variables' dtype)
-``~lr-float32``                 the learning rate held in float32 (float64 audits; Keras keeps
-                                it in a float32 variable)
+                                are computed (a framework that does so by design, Keras or
+                                optax, is judged under its precision model instead:
+                                `Adapter.rounding`)
+``~lr-float32``                 the learning rate held in float32 (float64 audits: a float32
+                                learning-rate variable)
 ``~scalars-float32``            per-step scalars (NAdam's ``mu_product`` and what is built on
                                 it) held in float32 for float64 parameters (torch.optim.NAdam)
 ==============================  ==================================================================

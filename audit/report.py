@@ -2,7 +2,8 @@
 
 Sections: the verdict and how the rule was chosen; the variants (does each reproduce the
 target, worst error in ULPs of the dtype, worst error/bound, first divergence); the
-conventions detected with the configuration that separated each; the per-step error of the
+conventions measured, with the configuration that separated each, and those not measured
+with the reason; the per-step error of the
 best-matching hypothesis against its bound; the configurations and experiments.
 """
 
@@ -50,6 +51,8 @@ def render(result: AuditResult, console: Console | None = None) -> None:
                   f"{result.steps} steps × {len(result.configs)} configurations, "
                   f"{result.elapsed:.1f} s)")
     console.print(result.inference)
+    if result.rounding is not None:
+        console.print(f"precision model: {result.rounding.name} ({result.rounding.source})")
     first = result.first_divergence
     if first is not None:
         config = next(c for c in result.configs if c.name == first.config)
@@ -76,12 +79,16 @@ def render(result: AuditResult, console: Console | None = None) -> None:
     console.print(table)
 
     if result.conventions:
-        table = Table(title=f"conventions detected ({best})", title_justify="left")
+        claimed = result.hypothesis(result.best)
+        title = f"conventions detected ({best})" if claimed and claimed.matches else \
+            "conventions: per axis, the explanation that reproduces every run exercising it"
+        table = Table(title=title, title_justify="left")
         table.add_column("axis")
         table.add_column("detected")
-        table.add_column("evidence (configuration that separated it)")
-        for axis, detected, evidence in result.conventions:
-            table.add_row(axis, detected, evidence)
+        table.add_column("evidence (the configuration that separated it), or why not measured")
+        for e in result.conventions:
+            table.add_row(e.axis, e.shown() if e.measured else Text("not measured", "yellow"),
+                          e.evidence)
         console.print(table)
 
     shown = result.hypothesis(result.best) or result.expected_result

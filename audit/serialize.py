@@ -1,5 +1,12 @@
 """The audit as plain data (``optproof audit --json``): every number a JSON number, ``inf``
-as the string ``"inf"``; the schema is the :class:`~.auditor.AuditResult`'s fields."""
+as the string ``"inf"``; the schema is the `AuditResult`'s fields.
+
+``conventions`` holds one entry per axis: ``measured`` (a configuration that exercised the
+axis ran and separated its alternatives), ``detected`` (the convention, or ``"not
+measured"``) and ``evidence`` (the runs that separated it, or why it is not measured:
+"every weight-decay (λ ≠ 0) configuration was skipped: …"); ``precision_model`` the
+framework's `Rounding` (``null``: torch.optim's float64 scalars). Schema 2 added both.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,7 @@ from .compare import Divergence, HypothesisResult
 
 __all__ = ["to_dict", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _num(x: float) -> Any:
@@ -73,10 +80,15 @@ def to_dict(result: AuditResult) -> dict:
         "device": result.device, "seed": result.seed, "steps": result.steps,
         "rule": {"expected": result.expected, "inference": result.inference,
                  "group": result.group},
+        "precision_model": None if result.rounding is None else {
+            "name": result.rounding.name, "hyper_dtype": result.rounding.hyper_dtype,
+            "scalar_dtype": result.rounding.scalar_dtype, "power": result.rounding.power,
+            "source": result.rounding.source},
         "verdict": result.verdict, "exit_code": result.exit_code,
         "best_match": {"name": result.best, "kind": result.best_kind},
         "diagnosis": result.diagnosis,
-        "conventions": [{"axis": a, "detected": d, "evidence": e} for a, d, e in result.conventions],
+        "conventions": [{"axis": e.axis, "measured": e.measured, "detected": e.shown(),
+                         "evidence": e.evidence} for e in result.conventions],
         "first_divergence": _div(result.first_divergence),
         "variants": {n: _hyp(r) for n, r in result.variants.items()},
         "probes": {n: _hyp(r) for n, r in result.probes.items()},

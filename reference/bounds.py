@@ -40,6 +40,16 @@ measured with torch 2.13), so each scalar is charged one rounding of the storage
 precision and range. Elementwise nodes are charged a rounding of the storage dtype each, an
 upper bound for kernels that keep intermediates in float32 (torch's ``opmath``) and round once.
 
+A framework that holds its hyperparameters in a lower format and computes the per-step
+scalars in the parameters' dtype (Keras 3 under its default floatx float32, optax with jax's
+default float32) is described by a :class:`Rounding` model rather than this default: each
+hyperparameter enters with one rounding to that format (an *error* e = |fl(β) − β|, not a
+changed value — Keras computes ``1 − β₁`` from the Python float but ``β₁ᵗ`` from the
+float32 one, and both lie within it), the scalar arithmetic is charged that format's u, and
+the power βᵗ its library's error (a libm ``pow`` within one ULP; jax's ``x ** n`` for an
+integer n, repeated multiplication, n − 1 roundings: relative error ≤ (1 + u)ⁿ⁻¹ − 1,
+Higham §3.1). The bound is derived for that order of operations; nothing is widened.
+
 The bound is kernel-independent: any kernel that evaluates each operation of the rule once,
 in any grouping of its factors, satisfies it. A kernel that computes per-step quantities in
 lower precision than float64 (torch's fused kernels keep the step count and bias corrections
@@ -64,7 +74,8 @@ from optproof.derivations.symbols import g, t, theta_prev
 from .compile import nan_max
 from .run import kept_state_keys, resolve, start_state, to_mpf
 
-__all__ = ["Precision", "PRECISIONS", "Bounded", "precision", "ulp", "bounded_run"]
+__all__ = ["Precision", "PRECISIONS", "Bounded", "Rounding", "FLOAT64_SCALARS", "precision",
+           "ulp", "bounded_run"]
 
 
 @dataclass(frozen=True)
@@ -124,6 +135,57 @@ def ulp(x: mpmath.mpf, p: Precision) -> mpmath.mpf:
     return mpmath.ldexp(1, exponent - p.bits + 1)
 
 
+POWERS = ("correctly rounded", "libm", "multiplication")
+
+
+@dataclass(frozen=True)
+class Rounding:
+    """A precision model of a framework: how it holds the hyperparameters and computes the
+    per-step scalars (bias corrections, step sizes) before they enter the elementwise kernel.
+
+    ``hyper_dtype``: each hyperparameter (γ, β, ε, λ …) enters with one rounding to this
+    format (``None``: exact, as Python floats) — an error e = |fl(β) − β| where some uses
+    see the rounded value and others the exact one (Keras), or, with ``hyper_held``, the rounded
+    value itself, exactly, where the framework holds it so and every use sees it (optax's
+    ``inject_hyperparams`` arrays); ``scalar_dtype``: the format of the scalar
+    arithmetic; ``power``: the error of one power βᵗ — ``"correctly rounded"`` (½ ULP),
+    ``"libm"`` (a ``pow`` within 1 ULP) or ``"multiplication"`` (an integer power by
+    repeated multiplication, t − 1 roundings; a non-integer one, 0.96^{tψ}, by the
+    library's ``pow``, within 1 ULP). A constant of the rule (Keras's 0.96) enters with its
+    rounding to ``scalar_dtype`` (torch.optim's model, `FLOAT64_SCALARS`, takes constants
+    as exact). ``source`` cites the code it models.
+    """
+
+    name: str
+    hyper_dtype: str | None = None
+    hyper_held: bool = False
+    scalar_dtype: str = "float64"
+    power: str = "correctly rounded"
+    source: str = ""
+
+    def __post_init__(self):
+        if self.power not in POWERS:
+            raise ValueError(f"power must be one of {', '.join(POWERS)}, got {self.power!r}")
+        precision(self.scalar_dtype)
+        if self.hyper_dtype is not None:
+            precision(self.hyper_dtype)
+
+    def hyper(self, value: mpmath.mpf) -> Bounded:
+        """A hyperparameter as the scalar arithmetic receives it."""
+        if self.hyper_dtype is None:
+            return _exact(value)
+        import numpy as np
+        rounded = mpmath.mpf(float(getattr(np, self.hyper_dtype)(float(value))))
+        if self.hyper_held:
+            return _exact(rounded)
+        return Bounded(value, abs(rounded - value), value >= 0)  # exact or rounded: both within
+
+    def scalars(self, env: Mapping[sp.Symbol, Bounded]) -> _Bounds:
+        """The evaluator of the per-step scalars under this model."""
+        return _Bounds(precision(self.scalar_dtype), env, power=self.power,
+                       constants=None if self is FLOAT64_SCALARS else self.scalar_dtype)
+
+
 class Bounded(NamedTuple):
     """An exact value, the bound on a kernel's error in computing it, whether the kernel's
     computed value is surely non-negative (so that its square root is real), and the part
@@ -157,10 +219,14 @@ class _Bounds:
     """Evaluates :class:`Bounded` values of expression trees under one rounding model."""
 
     def __init__(self, p: Precision, env: Mapping[sp.Symbol, Bounded],
-                 scalar: _Bounds | None = None, cast: Callable[[Bounded], Bounded] | None = None):
+                 scalar: _Bounds | None = None, cast: Callable[[Bounded], Bounded] | None = None,
+                 power: str = "correctly rounded", constants: str | None = None):
         """``scalar``, when given, evaluates the sub-expressions whose symbols are all its own
-        (per-step values, in float64); ``cast`` then rounds them into this evaluator's type."""
-        self.u, self.eta, self.env = p.u, p.eta, env
+        (per-step values, in float64); ``cast`` then rounds them into this evaluator's type;
+        ``power`` is the error model of aᵇ with a variable exponent (`Rounding`);
+        ``constants``, the format a numeric constant of the rule is held in (``None``: exact)."""
+        self.u, self.eta, self.env, self.power = p.u, p.eta, env, power
+        self.constants = constants
         self.scalar, self.cast = scalar, cast
         self.memo: dict[sp.Expr, Bounded] = {}
 
@@ -178,7 +244,12 @@ class _Bounds:
         if expr.is_Symbol:
             return self.env[expr]
         if expr.is_Number:
-            return _exact(mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q)
+            x = mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q
+            if self.constants is None:
+                return _exact(x)
+            import numpy as np  # the constant as the framework holds it (0.96 in float32)
+            return Bounded(x, abs(mpmath.mpf(float(getattr(np, self.constants)(float(x)))) - x),
+                           x >= 0)
         if isinstance(expr, sp.Add):
             return self._add([self(a) for a in expr.args])
         if isinstance(expr, sp.Mul):
@@ -243,7 +314,7 @@ class _Bounds:
             x = mpmath.power(a.x, b.x)
             # first order: d(aᵇ) = aᵇ·(b·da/a + ln(a)·db)
             spread = (abs(b.x) * a.e / abs(a.x) if a.e else 0) + (abs(mpmath.log(a.x)) * b.e if b.e else 0)
-            return _function_of(x, abs(x) * spread + self.round(x), a.nonneg, self.eta)
+            return _function_of(x, abs(x) * spread + self._power_error(x, b), a.nonneg, self.eta)
         a = self(base)
         if exponent.is_Integer and exponent > 0:
             power = self._mul([a] * int(exponent))
@@ -256,6 +327,15 @@ class _Bounds:
             positive = a if exponent == -1 else self._pow(sp.Pow(base, -exponent, evaluate=False))
             return self._reciprocal(positive)
         raise NotImplementedError(f"no rounding model for the power {expr}")
+
+    def _power_error(self, x: mpmath.mpf, exponent: Bounded) -> mpmath.mpf:
+        """The error of one evaluation of aᵇ from its computed operands (`Rounding.power`)."""
+        if self.power == "correctly rounded":
+            return self.round(x)
+        n = exponent.x
+        if self.power == "libm" or exponent.e or n != int(n) or n < 1:
+            return 2 * self.u * abs(x) + self.eta  # a non-integer power: the library's pow
+        return ((1 + self.u) ** (int(n) - 1) - 1) * abs(x) + (int(n) - 1) * self.eta
 
     def _sqrt(self, a: Bounded) -> Bounded:
         if a.x < 0 or not mpmath.isfinite(a.x):
@@ -353,7 +433,8 @@ def _derivative_symbol(resolved, key: str) -> sp.Symbol | None:
 def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any],
                 grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
                 state: Mapping[str, Any] | None = None,
-                derivative: str | None = None) -> list[dict[str, Any]]:
+                derivative: str | None = None,
+                rounding: Rounding | None = None) -> list[dict[str, Any]]:
     """Like :func:`~optproof.reference.run`, with a derived error bound for a kernel in ``dtype``.
 
     Returns one dict per step, ``{key: [(exact, bound), ...]}`` for ``param`` and every
@@ -362,7 +443,8 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     earlier errors forward (the trajectory bound). A bound is ``inf`` where the exact value
     or its bound leaves the dtype's finite range, or where the computed value may not be a
     real number; the exact value is NaN where the rule itself takes the root of a negative
-    number (from a kernel's own, already rounded, state).
+    number (from a kernel's own, already rounded, state). ``rounding`` is the framework's
+    precision model (default `FLOAT64_SCALARS`: torch.optim's Python-float scalars).
 
     ``derivative`` (a hyperparameter key such as ``lr``, ``betas[0]``, ``weight_decay``, or
     ``"param"`` for the starting parameter θ₀) adds ``"d_param"`` (and ``"d_<key>"`` for
@@ -377,8 +459,8 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     of evaluating the chain rule's sums of products: reverse mode, which multiplies the
     steps' Jacobians from the last one back, included.
     """
+    rounding = rounding or FLOAT64_SCALARS
     p = precision(dtype)
-    f64 = PRECISIONS["float64"]
     with mpmath.workdps(dps):
         resolved = resolve(rule, hyper)
         program = resolved.compiled.program
@@ -405,9 +487,9 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
         out = []
         for k, grad in enumerate(grads):
             scalars = {t: _exact(mpmath.mpf(step + k + 1)),
-                       **{sym: _exact(v) for sym, v in resolved.values(k).items()},
+                       **{sym: rounding.hyper(v) for sym, v in resolved.values(k).items()},
                        **{s.prev: states[s.prev] for s in all_states if s.per_step}}
-            scalar_eval = _Bounds(f64, scalars)
+            scalar_eval = rounding.scalars(scalars)
             for s in all_states:
                 if s.per_step:
                     states[s.prev] = _finite(scalar_eval(closed[s.key]), p)
@@ -431,3 +513,9 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
                     record[s.key] = (value.x, value.e) if s.per_step else [(b.x, b.e) for b in value]
             out.append(record)
         return out
+
+
+#: torch.optim's model (and the default): hyperparameters are Python floats, the per-step
+#: scalars Python float64 arithmetic (``torch/optim/adam.py`` @ 2.13, ``_single_tensor_adam``:
+#: ``bias_correction1 = 1 - beta1 ** step`` on Python floats)
+FLOAT64_SCALARS = Rounding("float64 scalars", source="torch/optim/adam.py @ 2.13")

@@ -18,9 +18,9 @@ from optproof.audit.auditor import audit  # noqa: E402
 from optproof.audit.target import load_target  # noqa: E402
 
 TARGETS = [
-    ("faulty_optimizers.HandAdam", None, {}),
-    ("faulty_optimizers.CapturableFormAdamW", None, {}),
-    ("faulty_optimizers.HandSGD", None, {}),
+    ("faulty_optimizers.HandAdam", "adam", {}),
+    ("faulty_optimizers.CapturableFormAdamW", "adamw", {}),
+    ("faulty_optimizers.HandSGD", "sgd", {}),
     ("torch.optim.Adam", None, {"foreach": True}),
     ("torch.optim.AdamW", None, {"foreach": True}),
     ("torch.optim.SGD", None, {"foreach": True}),

@@ -12,9 +12,12 @@ from functools import lru_cache
 from pathlib import Path
 
 import pytest
+import torch
 
 from optproof.audit import audit
+from optproof.audit.adapters.torch import TorchAdapter
 from optproof.audit.auditor import AuditUsageError
+from optproof.audit.target import Target
 from optproof.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -42,7 +45,7 @@ def test_torch_optim_lineage_conforms_in_float32(name, rule):
 
 def test_torch_adamw_conventions_are_named_with_the_configuration_that_exposed_them():
     result = audited("torch.optim.AdamW")
-    rows = {axis: (detected, evidence) for axis, detected, evidence in result.conventions}
+    rows = {e.axis: (e.detected, e.evidence) for e in result.conventions if e.measured}
     assert rows["weight decay"][0].startswith("decoupled, lr-scaled")
     assert "adam rejected by 'decay-schedule'" in rows["weight decay"][1]
     assert "adamw:paper rejected by 'decay-schedule'" in rows["weight decay"][1]
@@ -134,7 +137,8 @@ def test_cli_json_and_exit_codes(capsys):
     assert data["variants"]["sgd"]["matches"] is True
     assert data["variants"]["sgd:sutskever"]["first_divergence"]["config"] == "momentum-schedule"
     assert {c["axis"] for c in data["conventions"]} >= {"weight decay", "momentum"}
-    assert main(["audit", "faulty_optimizers.AdamWWithL2", "--steps", "2", "--json"]) == 1
+    assert main(["audit", "faulty_optimizers.AdamWWithL2", "--rule", "adamw", "--steps", "2",
+                 "--json"]) == 1
     data = json.loads(capsys.readouterr().out)
     assert data["best_match"]["name"] == "adam" and data["exit_code"] == 1
 
@@ -156,12 +160,12 @@ def test_cli_plot(tmp_path, capsys):
 
 def test_target_errors_are_reported_not_raised():
     for name, words in (("AdamRaises", "raised RuntimeError"), ("AdamNaNLater", "NaN/Inf")):
-        result = audit(f"faulty_optimizers.{name}", steps=STEPS, timeout=20)
+        result = audit(f"faulty_optimizers.{name}", rule="adam", steps=STEPS, timeout=20)
         assert result.verdict == "deviation" and words in "\n".join(result.diagnosis)
 
 
 def test_a_hanging_target_times_out():
-    result = audit("faulty_optimizers.AdamHangs", steps=STEPS, timeout=1)
+    result = audit("faulty_optimizers.AdamHangs", rule="adam", steps=STEPS, timeout=1)
     assert result.verdict == "deviation"
     text = "\n".join(result.diagnosis)
     assert "timed out" in text
@@ -188,3 +192,32 @@ def test_vectors(capsys):
         opt.step()
         for p, want in zip(params, step["param"]):
             assert p.detach().tolist() == pytest.approx([float(w) for w in want], rel=1e-14)
+
+
+class NaNAdamW(torch.optim.Optimizer):
+    """A class whose name contains ``AdamW`` and which follows no registered rule."""
+
+    def __init__(self, params, lr=1e-3):
+        super().__init__(params, {"lr": lr})
+
+
+@pytest.mark.parametrize("target", ["torch.optim.RAdam", "torch.optim.Adamax",
+                                    "torch.optim.SparseAdam", "torch.optim.ASGD", NaNAdamW])
+def test_a_name_that_contains_a_rule_name_is_not_inferred_to_follow_it(target):
+    if not isinstance(target, str):
+        target = Target("test.NaNAdamW", target, target.__name__, TorchAdapter(target, "NaNAdamW"))
+    with pytest.raises(AuditUsageError, match="cannot infer the rule .*pass --rule"):
+        audit(target, steps=1)
+
+
+def test_cli_asks_for_rule_where_the_class_is_not_torch_s(capsys):
+    assert main(["audit", "torch.optim.RAdam"]) == 2
+    err = capsys.readouterr().err
+    assert "pass --rule" in err and err.count("\n") == 1
+
+
+def test_a_subclass_of_a_torch_optimizer_follows_its_base():
+    class Mine(torch.optim.Adam):
+        pass
+    result = audit(Target("test.Mine", Mine, "Mine", TorchAdapter(Mine, "Mine")), steps=1)
+    assert result.expected == "adam" and "'Adam'" in result.inference

@@ -7,6 +7,8 @@ from typing import Any
 
 import numpy as np
 
+from optproof.reference.bounds import Rounding
+
 __all__ = ["Adapter", "Session", "Unsupported"]
 
 
@@ -51,6 +53,12 @@ class Adapter:
 
     def describe(self) -> str:
         return self.framework
+
+    def rounding(self, dtype: str) -> Rounding | None:
+        """The framework's precision model at ``dtype`` (`Rounding`: how it holds the
+        hyperparameters and computes the per-step scalars), or ``None`` for torch.optim's
+        (Python-float hyperparameters, float64 scalars)."""
+        return None
 
     def open(self, hyper: Mapping[str, Any], params: Sequence[np.ndarray], dtype: str,
              device: str) -> Session:

@@ -1,9 +1,22 @@
 """Keras 3 targets (``keras.optimizers.Adam`` …) on the torch backend.
 
-The optimizer is built on ``keras.Variable`` s of the audited dtype and stepped with
-``optimizer.apply(grads, variables)``; the learning rate is assigned between steps. Keras
-exposes no torch-style state (its ``momentums``/``velocities`` hold other quantities for
-some rules): steps are compared with the trajectory bound.
+The optimizer is built on ``keras.Variable`` s of the audited dtype, with Keras's floatx
+set to that dtype (float32 or float64: the learning-rate variable is created in floatx), and
+stepped with ``optimizer.apply(grads, variables)``; the learning rate is assigned between
+steps. Keras exposes no torch-style state (its ``momentums``/``velocities`` hold other
+quantities for some rules): steps are compared with the trajectory bound.
+
+Precision model (`rounding`; ``keras/src/optimizers/adam.py``, ``nadam.py``,
+``base_optimizer.py`` @ 3.15.1): every per-step scalar is computed in the variables' dtype
+— ``lr = ops.cast(learning_rate, variable.dtype)``, ``beta_1_power =
+ops.power(ops.cast(self.beta_1, variable.dtype), local_step)``, ``alpha = lr *
+ops.sqrt(1 - beta_2_power) / (1 - beta_1_power)`` (Nadam: ``u_t = beta_1 * (1.0 - 0.5 *
+ops.power(decay, local_step))`` and its product, likewise), while ``1 - self.beta_1`` and
+``self.epsilon`` are Python floats rounded once when they meet a float32 tensor; weight
+decay is ``variable - variable * wd * lr`` with ``wd``, ``lr`` cast to the variables' dtype.
+At float32 that is `Rounding` with float32 hyperparameters, float32 scalar arithmetic
+and torch's float32 ``pow`` (glibc ``powf``, within 1 ULP); at float64, exact hyperparameters
+and float64 scalars with ``pow`` within 1 ULP.
 
 Keyword translation (torch → Keras 3.15): ``lr`` → ``learning_rate``, ``betas`` →
 ``beta_1, beta_2``, ``eps`` → ``epsilon``, ``alpha``/``rho`` → ``rho``, ``momentum``,
@@ -28,9 +41,12 @@ Nadam     nadam:keras3             μₜ = β₁(1 − ½·0.96ᵗ), one shared 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+
+from optproof.reference.bounds import Rounding
 
 from .base import Adapter, Session, Unsupported, translate
 
@@ -62,15 +78,30 @@ class KerasSession(Session):
     def __init__(self, cls, kwargs, params, dtype):
         import keras
         self.keras, self.dtype = keras, dtype
-        self.variables = [keras.Variable(np.asarray(p), dtype=dtype) for p in params]
-        self.optimizer = cls(**kwargs)
-        self.optimizer.build(self.variables)
+        with self._floatx():
+            self.variables = [keras.Variable(np.asarray(p), dtype=dtype) for p in params]
+            self.optimizer = cls(**kwargs)
+            self.optimizer.build(self.variables)
+
+    @contextmanager
+    def _floatx(self):
+        """Keras's floatx set to the audited dtype: the learning-rate variable is created in
+        it, and a Python float meeting a tensor (Nadam's ``ops.power(0.96, t)``) is
+        converted to it."""
+        floatx = self.keras.config.floatx()
+        if self.dtype in ("float32", "float64"):
+            self.keras.config.set_floatx(self.dtype)
+        try:
+            yield
+        finally:
+            self.keras.config.set_floatx(floatx)
 
     def step(self, grads, lr):
         ops = self.keras.ops
-        self.optimizer.learning_rate = lr
-        self.optimizer.apply([ops.convert_to_tensor(np.asarray(g), dtype=self.dtype)
-                              for g in grads], self.variables)
+        with self._floatx():
+            self.optimizer.learning_rate = lr
+            self.optimizer.apply([ops.convert_to_tensor(np.asarray(g), dtype=self.dtype)
+                                  for g in grads], self.variables)
 
     def params(self):
         return [np.asarray(v.numpy(), dtype=np.float64).reshape(-1).tolist()
@@ -92,6 +123,17 @@ class KerasAdapter(Adapter):
     def describe(self):
         import keras
         return f"keras {keras.__version__} ({keras.backend.backend()} backend)"
+
+    def rounding(self, dtype):
+        if dtype not in ("float32", "float64"):
+            return None
+        return Rounding(f"Keras at floatx {dtype}: per-step scalars in {dtype}, pow within "
+                        f"1 ULP" + (", hyperparameters rounded to float32"
+                                    if dtype == "float32" else ""),
+                        hyper_dtype="float32" if dtype == "float32" else None,
+                        scalar_dtype=dtype, power="libm",
+                        source="keras/src/optimizers/adam.py, nadam.py, base_optimizer.py "
+                               "@ 3.15.1")
 
     def open(self, hyper, params, dtype, device, defaults=None):
         hyper = dict(hyper)

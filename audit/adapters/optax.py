@@ -6,6 +6,12 @@ enables ``jax_enable_x64`` for the call; float32 disables it, so that hyperparam
 in float32 as jax's default arithmetic has them). optax exposes no torch-style state: steps
 are compared with the trajectory bound.
 
+Precision model (`rounding`; ``optax/_src/transform.py`` ``scale_by_adam`` and
+``optax/tree_utils/_tree_math.py`` ``tree_bias_correction`` @ 0.2.8): the hyperparameters
+are arrays of the audited dtype (``inject_hyperparams``), the per-step scalars are computed
+in it — ``bias_correction_ = 1 - decay**count`` with an int32 ``count``, which jax
+evaluates by repeated multiplication — and the moments are divided by them elementwise.
+
 Keyword translation (torch → optax, checked against optax 0.2.8): ``lr`` → ``learning_rate``,
 ``betas`` → ``b1, b2``, ``eps``, ``weight_decay`` (``adamw``: decoupled γλ; ``adadelta``:
 ``add_decayed_weights`` before the rule, i.e. L2), ``alpha`` → ``decay`` (rmsprop),
@@ -31,6 +37,8 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+
+from optproof.reference.bounds import Rounding
 
 from .base import Adapter, Session, Unsupported, translate
 
@@ -104,6 +112,15 @@ class OptaxAdapter(Adapter):
     def describe(self):
         import optax
         return f"optax {optax.__version__}"
+
+    def rounding(self, dtype):
+        if dtype not in ("float32", "float64"):
+            return None
+        return Rounding(f"optax at {dtype}: hyperparameters and per-step scalars in {dtype}, "
+                        f"βᵗ by repeated multiplication",
+                        hyper_dtype="float32" if dtype == "float32" else None,
+                        hyper_held=True, scalar_dtype=dtype, power="multiplication",
+                        source="optax/tree_utils/_tree_math.py tree_bias_correction @ 0.2.8")
 
     def open(self, hyper, params, dtype, device, defaults=None):
         if dtype not in ("float32", "float64"):

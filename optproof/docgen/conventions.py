@@ -99,7 +99,7 @@ def _row(target: Target, result: Any) -> dict[str, Any]:
         "worst_ulps": None if best is None else round(float(best.worst_ulps), 2),
         "worst_ratio": None if best is None else round(float(best.worst_ratio), 3),
         "first_divergence": None if first is None else first.describe(),
-        "conventions": {axis: detected for axis, detected, _ in result.conventions},
+        "conventions": {e.axis: e.shown() for e in result.conventions},
         "diagnosis": list(result.diagnosis),
     }
 
