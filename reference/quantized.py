@@ -26,7 +26,7 @@ that interval is rejected — the absmax of the *old* state, or of a neighbourin
 
 **(c) The new code.** With the stored scale s (an exact float), the exact normalised value
 is y = x/s. The kernel rounds m̂/s once (or m̂·fl(1/s), twice), so its ŷ lies within
-eᵧ = e/s + (2u + u²)·(|x| + e)/s + 2η of y. A quantizer that resolves its input only to a
+eᵧ = e/s + (2u + u²)·(|x| + e)/s + (1 + |x| + e)·η of y. A quantizer that resolves its input only to a
 grid (bitsandbytes' CPU look-up table) adds its resolution r. Rounding to nearest then
 picks a code whose *cell* — the values nearer to it than to its neighbours, between the
 midpoints of adjacent map values — meets [y − eᵧ − r, y + eᵧ + r]; each cell boundary is
@@ -98,12 +98,12 @@ def documented_dynamic_map(signed: bool = True, max_exponent_bits: int = 7,
 
 def map_deviation(values: Sequence[float], documented: Sequence[mpmath.mpf]) -> float:
     """The largest |value − documented| / |documented| of a library's map against the
-    documented one, in units of float32's u (a map computed in float32 is within a few u);
-    ``inf`` when the two have different lengths."""
+    documented one, code by code, in units of float32's u (a map computed in float32 is
+    within a few u); ``inf`` when the two have different lengths."""
     if len(values) != len(documented):
         return math.inf
     worst = mpmath.mpf(0)
-    for v, d in zip(sorted(values), documented):
+    for v, d in zip(values, documented):
         err = abs(mpmath.mpf(v) - d)
         worst = max(worst, err / abs(d) if d else (mpmath.inf if err else mpmath.mpf(0)))
     return float(worst / _F32.u)
@@ -276,12 +276,13 @@ def stochastic_test(alpha: float = 1e-9) -> StochasticTest:
 
 @dataclass
 class Check:
-    """One output's check: elements checked, failures (with up to five described), the
-    worst error in ULPs (parameter and float state) or the fraction of codes that are the
+    """One output's check: elements checked, failures (with up to five described), elements
+    or blocks without a finite bound (nothing claimed), the worst error in ULPs (parameter and float state) or the fraction of codes that are the
     nearest code of the exact value (codes)."""
 
     checked: int = 0
     failed: int = 0
+    unbounded: int = 0
     worst_ulps: float = 0.0
     bound_ulps: float = 0.0
     nearest: int = 0
@@ -310,10 +311,14 @@ class QuantizedReport:
     def summary(self) -> str:
         lines = []
         for name, c in self.checks.items():
-            extra = (f", {c.nearest / c.checked:.4f} nearest to exact" if name.startswith("code:")
-                     and c.checked else f", worst {c.worst_ulps:.3g} ulp (bound up to "
-                     f"{c.bound_ulps:.3g})" if not name.startswith(("code:", "scale:")) else "")
-            lines.append(f"{name}: {c.checked} checked, {c.failed} failed{extra}")
+            line = f"{name}: {c.checked} checked, {c.failed} failed"
+            if c.unbounded:
+                line += f", {c.unbounded} without a finite bound"
+            if name.startswith("code:") and c.checked:
+                line += f", {c.nearest / c.checked:.4f} nearest to exact"
+            elif not name.startswith(("code:", "scale:")):
+                line += f", worst {c.worst_ulps:.3g} ulp (bound up to {c.bound_ulps:.3g})"
+            lines.append(line)
         lines += [f"stochastic {k}: {s.describe()}" for k, s in self.stochastic.items()]
         return "\n".join(lines)
 
@@ -327,8 +332,10 @@ class QuantizedReport:
 
 
 def _error_of_division(x: mpmath.mpf, e: mpmath.mpf, s: float) -> mpmath.mpf:
-    """|ŷ − x/s| for ŷ = fl(m̂/s) or fl(m̂·fl(1/s)) and |m̂ − x| ≤ e."""
-    return e / s + (2 * _F32.u + _F32.u ** 2) * (abs(x) + e) / s + 2 * _F32.eta
+    """|ŷ − x/s| for ŷ = fl(m̂/s) or fl(m̂·fl(1/s)) and |m̂ − x| ≤ e: e/s, plus two
+    relative roundings of |m̂/s|, plus the underflow of fl(1/s) (times |m̂|) and of the
+    result."""
+    return e / s + (2 * _F32.u + _F32.u ** 2) * (abs(x) + e) / s + (1 + abs(x) + e) * _F32.eta
 
 
 def _cell_accepts(levels: list[float], value: float, lo: mpmath.mpf, hi: mpmath.mpf,
@@ -371,7 +378,8 @@ def _check_quantized(report: QuantizedReport, key: str, new: Sequence[tuple], af
     for b, s in enumerate(after.scales):
         block = range(b * q.block_size, min((b + 1) * q.block_size, len(after.codes)))
         if any(not mpmath.isfinite(new[i][1]) for i in block):
-            continue  # no finite bound on the new state: nothing to claim
+            scales.unbounded += 1  # no finite bound on the new state: nothing to claim
+            continue
         a_lo = max(max(abs(new[i][0]) - new[i][1], 0) for i in block)
         a_hi = max(abs(new[i][0]) + new[i][1] for i in block)
         lo, hi = max(a_lo, q.scale_floor) / q.scale_divisor, max(a_hi, q.scale_floor) / q.scale_divisor
@@ -407,6 +415,7 @@ def _check_float(check: Check, key: str, kernel: Sequence[float], reference: Seq
                  p: Any) -> None:
     for i, (k, (x, bound)) in enumerate(zip(kernel, reference)):
         if not mpmath.isfinite(x) or not mpmath.isfinite(bound):
+            check.unbounded += 1
             continue
         check.checked += 1
         err = abs(mpmath.mpf(k) - x) if k == k and abs(k) != math.inf else mpmath.inf
@@ -426,6 +435,7 @@ def _check_stochastic_param(report: QuantizedReport, kernel: Sequence[float],
     p = precision(storage)
     for i, (k, (x, e)) in enumerate(zip(kernel, reference)):
         if not mpmath.isfinite(x) or not mpmath.isfinite(e):
+            check.unbounded += 1
             continue
         check.checked += 1
         lo, hi = x - e, x + e
