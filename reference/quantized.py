@@ -26,8 +26,8 @@ that interval is rejected — the absmax of the *old* state, or of a neighbourin
 
 **(c) The new code.** With the stored scale s (an exact float), the exact normalised value
 is y = x/s. The kernel rounds m̂/s once (or m̂·fl(1/s), twice), so its ŷ lies within
-eᵧ = e/s + (2u + u²)·(|x| + e)/s + (1 + |x| + e)·η of y. A quantizer that resolves its input only to a
-grid (bitsandbytes' CPU look-up table) adds its resolution r. Rounding to nearest then
+eᵧ = e/s + (2u + u²)·(|x| + e)/s + (1 + |x| + e)·η of y. A quantizer that resolves its
+input only to a grid (bitsandbytes' CPU look-up table) adds its resolution r. Rounding to nearest then
 picks a code whose *cell* — the values nearer to it than to its neighbours, between the
 midpoints of adjacent map values — meets [y − eᵧ − r, y + eᵧ + r]; each cell boundary is
 widened by τ = u·(|a| + |b|) + η for map neighbours a < b, because the kernel compares in
@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -183,29 +184,31 @@ class StoredState:
     def from_layout(cls, layout: Any, name: str = "") -> StoredState:
         """A state read through the audit adapters' ``QuantizedState`` interface (any object
         with ``codes``, ``scales``, ``code_map``, ``block_size``, ``scale_rule`` and
-        ``rounding``). ``scale_rule`` is ``"absmax"``, ``"absmax/D"``, ``"max(absmax,F)"`` or
-        ``"max(absmax,F)/D"`` (F the floor, D the divisor); ``rounding`` is ``"nearest"``,
-        ``"stochastic"`` or ``"lut65536"`` (bitsandbytes' CPU table,
-        `Quantizer.bitsandbytes_cpu`)."""
+        ``rounding``). ``scale_rule`` names ``absmax``, optionally divided (``absmax/448``)
+        and clipped below (``max(absmax, 1e-12)`` or ``… (clipped below at 1e-12)``);
+        ``rounding`` starts with ``nearest``, ``stochastic`` or ``lut65536`` (bitsandbytes'
+        CPU table, `Quantizer.bitsandbytes_cpu`); anything else raises ``ValueError``."""
         rule = str(layout.scale_rule).replace(" ", "")
-        divisor, floor = 1.0, 0.0
-        if "/" in rule and not rule.endswith(")"):
-            rule, _, d = rule.rpartition("/")
-            divisor = float(d)
-        if rule.startswith("max(absmax,") and rule.endswith(")"):
-            floor, rule = float(rule[len("max(absmax,"):-1]), "absmax"
-        if rule != "absmax":
-            raise ValueError(f"scale_rule must be absmax, absmax/D, max(absmax,F) or "
-                             f"max(absmax,F)/D, got {layout.scale_rule!r}")
+        shape = re.fullmatch(r"(?:absmax|max\(absmax,(?P<f1>[0-9.e+-]+)\))(?:/(?P<d>[0-9.e+-]+))?"
+                             r"(?:\(clippedbelowat(?P<f2>[0-9.e+-]+)\))?", rule)
+        if shape is None:
+            raise ValueError(f"scale_rule must name absmax, optionally /D and a floor, got "
+                             f"{layout.scale_rule!r}")
+        floor = float(shape["f1"] or shape["f2"] or 0.0)
+        divisor = float(shape["d"] or 1.0)
+        rounding = str(layout.rounding).split(maxsplit=1)[0].rstrip(",") if layout.rounding else ""
         values = tuple(float(v) for v in layout.code_map)
         block = int(layout.block_size)
-        if layout.rounding == "lut65536":
+        if rounding == "lut65536":
+            if (floor, divisor) != (0.0, 1.0):
+                raise ValueError("rounding 'lut65536' (bitsandbytes' CPU table) has scale_rule absmax")
             quantizer = Quantizer.bitsandbytes_cpu(values, block)
-        else:
+        elif rounding in ("nearest", "stochastic"):
             quantizer = Quantizer(name or str(getattr(layout, "source", "")), values, block,
-                                  str(layout.rounding), floor, divisor)
-        if layout.rounding == "lut65536" and (floor, divisor) != (0.0, 1.0):
-            raise ValueError("rounding 'lut65536' (bitsandbytes' CPU table) has scale_rule absmax")
+                                  rounding, floor, divisor)
+        else:
+            raise ValueError(f"rounding must start with nearest, stochastic or lut65536, got "
+                             f"{layout.rounding!r}")
         return cls(tuple(int(c) for c in layout.codes), tuple(float(x) for x in layout.scales),
                    quantizer)
 
@@ -276,9 +279,10 @@ def stochastic_test(alpha: float = 1e-9) -> StochasticTest:
 
 @dataclass
 class Check:
-    """One output's check: elements checked, failures (with up to five described), elements
-    or blocks without a finite bound (nothing claimed), the worst error in ULPs (parameter and float state) or the fraction of codes that are the
-    nearest code of the exact value (codes)."""
+    """One output's check: elements (blocks, for scales) checked, failures (up to five
+    described), those without a finite bound (nothing claimed), the worst error and bound in
+    ULPs (parameter and float state), and how many codes are the nearest code of the exact
+    value (codes)."""
 
     checked: int = 0
     failed: int = 0
@@ -348,10 +352,12 @@ def _cell_accepts(levels: list[float], value: float, lo: mpmath.mpf, hi: mpmath.
         before = levels[k - 1] if k > 0 else -math.inf
         after = levels[k + 1] if k + 1 < len(levels) else math.inf
         return before < hi and lo < after
-    tau = lambda a, b: _F32.u * (abs(a) + abs(b)) + _F32.eta  # noqa: E731
-    low = (mpmath.mpf(levels[k - 1]) + levels[k]) / 2 - tau(levels[k - 1], levels[k]) if k > 0 else -mpmath.inf
-    high = (mpmath.mpf(levels[k]) + levels[k + 1]) / 2 + tau(levels[k], levels[k + 1]) \
-        if k + 1 < len(levels) else mpmath.inf
+    def boundary(a: float, b: float, side: int) -> mpmath.mpf:
+        """The midpoint of neighbours a < b, moved outwards by the comparison's τ."""
+        return (mpmath.mpf(a) + b) / 2 + side * (_F32.u * (abs(a) + abs(b)) + _F32.eta)
+
+    low = boundary(levels[k - 1], levels[k], -1) if k > 0 else -mpmath.inf
+    high = boundary(levels[k], levels[k + 1], 1) if k + 1 < len(levels) else mpmath.inf
     return low <= hi and lo <= high
 
 
@@ -516,10 +522,12 @@ def check_quantized_step(rule: str, hyper: Mapping[str, Any] | None,
                 errors[key] = [_F32.u * abs(x) + _F32.eta for x in exact]
             else:
                 state[key] = list(before[key])
-        low = param_dtype != "float32"
-        run = mixed_bounded_run if low and param_rounding == "nearest" else bounded_run
-        record = run(rule, hyper, before["param"], [grads], "float32" if run is bounded_run else param_dtype,
-                     dps=dps, state=state, state_errors=errors)[0]
+        if param_dtype != "float32" and param_rounding == "nearest":
+            run, dtype = mixed_bounded_run, param_dtype  # float32 step, one rounding to store
+        else:
+            run, dtype = bounded_run, "float32"  # stochastic: the float32 interval, then bracketed
+        record = run(rule, hyper, before["param"], [grads], dtype, dps=dps, state=state,
+                     state_errors=errors)[0]
         report = QuantizedReport()
         if "step" in after and int(after["step"]) != record["step"]:
             report.checks["step"] = Check(checked=1)

@@ -53,7 +53,8 @@ class SyntheticAdamW8bit:
 
     ``mistake``: None; ``"linear-map"`` or ``"shifted-map"`` (the codes index another map
     than the one the state claims); ``"neighbour-scale"`` (each block stored with the next
-    block's absmax); ``"truncate"``. ``rounding``: how codes are picked (``nearest`` or
+    block's absmax); ``"old-scale"`` (with the absmax of the state before the step);
+    ``"truncate"``. ``rounding``: how codes are picked (``nearest`` or
     ``stochastic``), independent of what the oracle is told.
     """
 
@@ -95,6 +96,8 @@ class SyntheticAdamW8bit:
         absmax = padded.reshape(blocks, self.block).max(axis=1)
         if self.mistake == "neighbour-scale":
             absmax = np.roll(absmax, -1)
+        elif self.mistake == "old-scale" and self.step_count > 1:
+            absmax = self.state[key][1]
         scale = np.repeat(absmax, self.block)[:n]
         y = np.where(scale > 0, x / np.where(scale > 0, scale, 1), 0).astype(np.float32)
         levels = np.asarray(self.maps(key)[1], np.float32)
@@ -217,12 +220,16 @@ class _Layout:
 
 
 def test_from_layout_reads_the_adapters_interface():
-    fp8 = StoredState.from_layout(_Layout("max(absmax, 1e-12)/448"))
+    fp8 = StoredState.from_layout(_Layout("max(absmax, 1e-12)/448", "nearest even (cast)"))
     assert (fp8.quantizer.scale_floor, fp8.quantizer.scale_divisor) == (1e-12, 448.0)
+    clipped = StoredState.from_layout(_Layout("absmax (clipped below at 1e-12)", "nearest, ties up"))
+    assert (clipped.quantizer.scale_floor, clipped.quantizer.rounding) == (1e-12, "nearest")
     assert StoredState.from_layout(_Layout("absmax", "lut65536")).quantizer.resolution > 1 / 65536
     assert StoredState.from_layout(_Layout("absmax")).dequantized() == [2 * SIGNED[0], 2]
     with pytest.raises(ValueError, match="scale_rule"):
         StoredState.from_layout(_Layout("rms"))
+    with pytest.raises(ValueError, match="rounding"):
+        StoredState.from_layout(_Layout("absmax", "up"))
 
 
 # --------------------------------------------------------------------------- synthetic kernel
@@ -244,10 +251,13 @@ def test_wrong_codes_are_rejected(mistake):
     assert report.checks["scale:exp_avg"].failed == 0
 
 
-def test_scale_of_the_neighbouring_block_is_rejected():
-    report = _one_step(SyntheticAdamW8bit(200, mistake="neighbour-scale"), steps=1)
-    assert report.checks["scale:exp_avg"].failed >= 3
-    assert report.checks["scale:exp_avg_sq"].failed >= 3
+@pytest.mark.parametrize("mistake", ["neighbour-scale", "old-scale"])
+def test_scale_of_another_block_or_the_old_state_is_rejected(mistake):
+    """A block stored with the next block's absmax, or with the absmax of the state before
+    the step: all four blocks (the last one partial) are rejected."""
+    report = _one_step(SyntheticAdamW8bit(200, mistake=mistake), steps=2)
+    assert report.checks["scale:exp_avg"].failed == 4
+    assert report.checks["scale:exp_avg_sq"].failed == 4
 
 
 def test_wrong_map_on_the_state_read_is_rejected():
@@ -377,6 +387,15 @@ def test_bitsandbytes_cpu_conforms_to_its_table(cls_name, rule, n, min_8bit_size
     quantized = min_8bit_size == 0
     assert ("code:exp_avg" in report.checks) == quantized
     assert ("exp_avg" in report.checks) == (not quantized)
+
+
+def test_bitsandbytes_adam8bit_decays_decoupled():
+    """bitsandbytes' CPU 8-bit kernel applies the decay of Adam8bit decoupled, as AdamW
+    (backends/cpu/ops.py ``_optimizer_update_8bit_blockwise_cpu``): L2 Adam is rejected."""
+    before, after, grads = _bnb_step("Adam8bit", 600, HYPER, 3, Quantizer.bitsandbytes_cpu,
+                                     min_8bit_size=0)
+    assert check_quantized_step("adamw", HYPER, before, after, grads).ok
+    assert check_quantized_step("adam", HYPER, before, after, grads).checks["param"].failed > 0
 
 
 def test_bitsandbytes_cpu_is_not_round_to_nearest():
