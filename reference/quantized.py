@@ -4,14 +4,14 @@ A low-bit optimizer (bitsandbytes ``AdamW8bit``, torchao ``AdamW8bit`` / ``AdamW
 ``AdamWFp8``) stores each state tensor as one *code* per element and one *scale* per block
 of ``block_size`` elements; the state's value is ``map[code] · scale``. A step dequantizes,
 computes the rule in float32, and re-quantizes: the new scale from the block's new absmax,
-the new code by rounding ``state / scale`` to the map. :func:`check_quantized_step` checks
+the new code by rounding ``state / scale`` to the map. `check_quantized_step` checks
 all three outputs of one step from the codes and scales the kernel read:
 
 **(a) The parameter.** The kernel read ``fl₃₂(map[c]·s)``, one float32 rounding of the exact
 dequantized value x = map[c]·s (a product of two floats, exact in mpmath), so it read x
 within ``u·|x| + η`` (u = 2⁻²⁴, η half float32's smallest subnormal; Higham §2.2). The exact
 step is the rule's reference from x; the kernel's step from its rounded input is bounded by
-[bounded_run][optproof.reference.bounded_run] with that input error carried through every
+`bounded_run` with that input error carried through every
 node (``state_errors``): the same running error analysis as every other rule, plus the
 dequantization term. A parameter stored in a lower dtype after a float32 computation gets
 one more rounding, to nearest (`optproof.reference.mixed`'s bound) or stochastic (the
@@ -300,7 +300,7 @@ class Check:
 
 @dataclass
 class QuantizedReport:
-    """What :func:`check_quantized_step` found, per output (``param``, ``scale:<key>``,
+    """What `check_quantized_step` found, per output (``param``, ``scale:<key>``,
     ``code:<key>``, or ``<key>`` for a state kept in float), and the stochastic-rounding
     tests where stochastic rounding is claimed."""
 

@@ -318,7 +318,7 @@ def test_stochastic_parameter_rounding(rounding):
     """A bfloat16 parameter stepped in float32 (plain Adam state) and stored by stochastic
     rounding passes; stored by round-to-nearest it is rejected by the statistics."""
     gen = torch.Generator().manual_seed(1)
-    n = 2048
+    n = N_STOCHASTIC
     p = torch.randn(n, generator=gen).bfloat16()
     g = torch.randn(n, generator=gen).bfloat16()
     m, v = torch.randn(n, generator=gen) * 0.1, torch.rand(n, generator=gen) * 0.01
