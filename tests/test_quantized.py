@@ -456,7 +456,7 @@ def _torchao_step(cls_name: str, hyper: dict, steps: int, dtype=torch.float32, *
 
 
 #: float32-exact hyperparameters: torchao keeps lr as a float32 tensor and computes 1 − βᵗ
-#: in float32 (adam.py ``single_param_adam``), exact for these at t ≤ 2
+#: in float32 from β cast to float32 (adam.py ``single_param_adam``), exact for these at t ≤ 2
 EXACT32 = {"lr": 2.0 ** -7, "betas": (0.875, 1 - 2.0 ** -10), "eps": 1e-8, "weight_decay": 2.0 ** -7}
 
 
@@ -469,8 +469,10 @@ def test_torchao_conforms(cls_name):
 
 
 def test_torchao_float32_step_scalars_leave_the_bound():
-    """With lr = 1e-2 and β = (0.9, 0.999) (not float32 numbers) torchao's float32 lr and
-    bias corrections move θ outside the float64-scalar bound; its state stays conformant."""
+    """With β = (0.9, 0.999) (not float32 numbers) torchao's bias correction 1 − βᵗ uses β
+    rounded to float32 while its moments use 1 − β from the float64 β: at t = 1,
+    v̂ = (1 − β₂)g²/(1 − fl₃₂(β₂)) = 1.0000129·g², and θ leaves the bound (no rounding of the
+    hyperparameters given to the reference explains it); its state stays conformant."""
     hyper = dict(HYPER)
     before, after, grads = _torchao_step("AdamW8bit", hyper, 2)
     report = check_quantized_step("adamw", hyper, before, after, grads)
