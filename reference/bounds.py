@@ -205,6 +205,14 @@ def _exact(x: mpmath.mpf) -> Bounded:
     return Bounded(x, _ZERO, x >= 0)
 
 
+def _rounded(x: mpmath.mpf, e: mpmath.mpf, p: Precision) -> Bounded:
+    """An input the kernel holds as a rounding of ``x`` within ``e``: same sign as x, and
+    at most η of the error from underflow."""
+    if e < 0 or not mpmath.isfinite(e):
+        raise ValueError(f"a state error bound must be finite and >= 0, got {e}")
+    return Bounded(x, e, x >= 0, min(e, p.eta))
+
+
 def _unbounded(x: mpmath.mpf) -> Bounded:
     return Bounded(x, mpmath.inf, False, mpmath.inf)
 
@@ -434,7 +442,8 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
                 grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
                 state: Mapping[str, Any] | None = None,
                 derivative: str | None = None,
-                rounding: Rounding | None = None) -> list[dict[str, Any]]:
+                rounding: Rounding | None = None,
+                state_errors: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
     """Like :func:`~optproof.reference.run`, with a derived error bound for a kernel in ``dtype``.
 
     Returns one dict per step, ``{key: [(exact, bound), ...]}`` for ``param`` and every
@@ -458,6 +467,11 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     absolute values of its operands, so to first order in u the bound holds for any order
     of evaluating the chain rule's sums of products: reverse mode, which multiplies the
     steps' Jacobians from the last one back, included.
+
+    ``state_errors`` (``{key: [bound, ...]}``, one per element of ``state[key]``) says the
+    kernel read not ``state[key]`` itself but a rounding of it within that bound — a
+    low-bit state dequantized in ``dtype`` (`optproof.reference.quantized`): the error is
+    carried from the first step on, and, being a rounding's, keeps the exact value's sign.
     """
     rounding = rounding or FLOAT64_SCALARS
     p = precision(dtype)
@@ -484,6 +498,17 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
         theta = [_exact(to_mpf(v, "params")) for v in params]
         states = {s.prev: (_exact(start[s.prev]) if s.per_step else [_exact(x) for x in start[s.prev]])
                   for s in all_states}
+        for key, errors in (state_errors or {}).items():
+            states_of = {s.key: s for s in program.states if not s.per_step}
+            if key not in states_of or key not in (state or {}):
+                raise ValueError(f"state_errors[{key!r}] needs a per-element state[{key!r}]; "
+                                 f"state keys: {', '.join(sorted(states_of))}")
+            column = states[states_of[key].prev]
+            if len(errors) != len(column):
+                raise ValueError(f"state_errors[{key!r}] has {len(errors)} elements, "
+                                 f"state {len(column)}")
+            states[states_of[key].prev] = [_rounded(b.x, to_mpf(e, f"state_errors[{key!r}]"), p)
+                                           for b, e in zip(column, errors)]
         out = []
         for k, grad in enumerate(grads):
             scalars = {t: _exact(mpmath.mpf(step + k + 1)),
