@@ -101,7 +101,15 @@ def defaults_run(adapter: Adapter, variant: str, flags: Mapping[str, bool] | Non
                        f"θ {before:g} → {after:.5g} for g = +{GRADS[0][0]:g} (a minimiser lowers it)")
         out.note = "not fitted: the run ascends"
         return out
-    _fit(out, variant, trajectory, given, adapter.reference_hyper(), dict(flags or {}))
+    from optproof.derivations import rule
+    spec = rule(variant)
+    implied = {k: v for k, v in (flags or {}).items() if k in spec.flags}
+    # the switches a library leaves off by default (centered, amsgrad, nesterov …), then the
+    # variant's own defaults (Keras's RMSprop variant is the centered form)
+    for switches in ({f: False for f in spec.flags}, {}):
+        _fit(out, spec, trajectory, given, adapter.reference_hyper(), {**switches, **implied})
+        if not out.note:
+            break
     return out
 
 
@@ -134,15 +142,14 @@ def _from_z(kind: str, z: float) -> float:
 
 FLOOR = math.log(1e-14)  # below this a coefficient is reported as 0
 CEILING = math.log(1e4)
-TOLERANCE = 1e-6  # relative residual of a fit that reproduces the run
+TOLERANCE = 1e-5  # relative residual of a fit that reproduces the run (float64 θ rounds
+#                   at ~1e-7 of the smallest movement, a 1e-9 step on θ ≈ 1)
 
 
-def _fit(out: DefaultsRun, variant: str, trajectory: list[list[float]], given,
+def _fit(out: DefaultsRun, spec, trajectory: list[list[float]], given,
          known: Mapping[str, Any], flags: dict[str, bool]) -> None:
-    from optproof.derivations import rule
     from optproof.reference import run
-    spec = rule(variant)
-    flags = {k: v for k, v in flags.items() if k in spec.flags}
+    out.note, out.measured, out.unidentified = "", {}, []
     program = spec.program(**flags)
     coords = _coordinates(spec, program, known)
     observed = np.asarray(trajectory[1:], dtype=np.float64)
@@ -175,12 +182,13 @@ def _fit(out: DefaultsRun, variant: str, trajectory: list[list[float]], given,
     # from the variant's documented defaults, then with its zero coefficients started at 10⁻³
     for off_zero in (0.0, 1e-3):
         z = np.asarray([_to_z(kind, start or off_zero) for *_, kind, start in coords])
-        z, r, jac = _levenberg_marquardt(residual, z)
+        upper = np.asarray([0.0 if kind == "unit" else CEILING for *_, kind, _ in coords])
+        z, r, jac = _levenberg_marquardt(residual, z, upper)
         cost = float(np.sqrt(np.mean(r ** 2)))
         if cost <= TOLERANCE:
             break
     if cost > TOLERANCE:
-        out.note = (f"not measured: {variant} with fitted hyperparameters does not reproduce "
+        out.note = (f"not measured: {spec.name} with fitted hyperparameters does not reproduce "
                     f"the run (relative residual {cost:.2g})")
         return
     for j, ((key, keyword, index, kind, _), zi, column) in enumerate(zip(coords, z, jac.T)):
@@ -199,9 +207,9 @@ def _fit(out: DefaultsRun, variant: str, trajectory: list[list[float]], given,
         out.measured[key] = float(value[index] if index is not None else value)
 
 
-def _levenberg_marquardt(residual, z: np.ndarray, iterations: int = 25):
-    """Minimise ‖residual(z)‖² (finite-difference Jacobian, adaptive damping); returns the
-    point, its residual and the Jacobian there."""
+def _levenberg_marquardt(residual, z: np.ndarray, upper: np.ndarray, iterations: int = 25):
+    """Minimise ‖residual(z)‖² over FLOOR − 1 ≤ z ≤ ``upper`` (finite-difference Jacobian,
+    adaptive damping); returns the point, its residual and the Jacobian there."""
     r = residual(z)
     damping = 1e-3
     jac = np.zeros((r.size, z.size))
@@ -215,7 +223,7 @@ def _levenberg_marquardt(residual, z: np.ndarray, iterations: int = 25):
         improved = False
         while damping < 1e12:
             step = np.linalg.solve(normal + damping * np.diag(np.diag(normal) + 1e-12), -gradient)
-            candidate = np.clip(z + step, FLOOR - 1, CEILING)
+            candidate = np.clip(z + step, FLOOR - 1, upper)
             rc = residual(candidate)
             if rc @ rc < r @ r:
                 z, r, damping, improved = candidate, rc, damping / 10, True
