@@ -183,8 +183,14 @@ def _fit(out: DefaultsRun, spec, trajectory: list[list[float]], given,
     for off_zero in (0.0, 1e-3):
         z = np.asarray([_to_z(kind, start or off_zero) for *_, kind, start in coords])
         upper = np.asarray([0.0 if kind == "unit" else CEILING for *_, kind, _ in coords])
-        z, r, jac = _levenberg_marquardt(residual, z, upper)
-        cost = float(np.sqrt(np.mean(r ** 2)))
+        start = z.copy()
+        for _ in range(3):  # a coordinate stuck at a bound restarts from its start value
+            z, r, jac = _levenberg_marquardt(residual, z, upper)
+            cost = float(np.sqrt(np.mean(r ** 2)))
+            stuck = (z <= FLOOR - 1) & (start > FLOOR - 1)
+            if cost <= TOLERANCE or not stuck.any():
+                break
+            z = np.where(stuck, start, z)
         if cost <= TOLERANCE:
             break
     if cost > TOLERANCE:
