@@ -121,6 +121,12 @@ class OptaxAdapter(Adapter):
                 return SWITCHES[self.name, key, value]
         return EXPECTED[self.name]
 
+    def reference_hyper(self):
+        """As the base class, less the switches that name another variant (``nesterov``,
+        ``eps_in_sqrt``): the expected variant has them built in."""
+        switches = {key for name, key, _ in SWITCHES if name == self.name}
+        return {k: v for k, v in super().reference_hyper().items() if k not in switches}
+
     def describe(self):
         import optax
         return super().describe().replace("optax", f"optax {optax.__version__}", 1)
