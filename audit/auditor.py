@@ -185,7 +185,7 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
 
 
 def _defaults(result: AuditResult, target: Target, timeout) -> DefaultsRun:
-    """The defaults run (:mod:`.defaults`); a target that ascends is a finding."""
+    """The defaults run (`optproof.audit.defaults`); a target that ascends is a finding."""
     from .timeout import deadline
     flags = {**IMPLIED.get(result.expected, {}), **getattr(target.adapter, "defaults_flags", {})}
     try:

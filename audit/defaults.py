@@ -3,13 +3,13 @@
 The configurations of an audit set every hyperparameter, so they say nothing about what a
 user gets from ``Adam()`` or ``optax.adamw(1e-3)``. This run constructs the target with no
 keyword but the user's ``--arg`` s (and a learning rate only where the constructor requires
-one: optax's transformations), steps it on :data:`GRADS`, and then:
+one: optax's transformations), steps it on `GRADS`, and then:
 
 * **direction** — element 0 starts at θ = 1 with g = +0.5: a minimiser's first step lowers
   θ. One that raises it *ascends the objective* (``optax.adadelta()``: its default
   ``learning_rate=None`` skips ``scale_by_learning_rate``, the step that negates the update).
 * **values** — the hyperparameters of the expected variant are fitted to the observed
-  trajectory (Levenberg–Marquardt on the reference's steps, :func:`optproof.reference.run`,
+  trajectory (Levenberg–Marquardt on the reference's steps, `optproof.reference.run`,
   in coordinates that keep each one in its domain: log x, or log(1 − x) on [0, 1)). A value
   is reported only when the fit reproduces the run and the run constrains it (moving it by
   10 % changes a step by more than the fit's residual); otherwise it is "not identified".
@@ -72,7 +72,7 @@ def _fmt(x: float) -> str:
 
 
 def _open(adapter: Adapter, dtype: str) -> tuple[Any, dict[str, Any]]:
-    """A session on :data:`PARAMS` with the target's own defaults (``adapter.args`` only),
+    """A session on `PARAMS` with the target's own defaults (``adapter.args`` only),
     and what had to be given."""
     params = [np.asarray(PARAMS, dtype=np.float64)]
     try:

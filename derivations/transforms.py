@@ -431,7 +431,7 @@ def scale_by_nadamw_timm(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
     """timm ``NAdamW`` (``timm/optim/nadamw.py`` 1.0.31, after the MLCommons
     algorithmic-efficiency baseline): the look-ahead m̃ₜ = β₁mₜ + (1 − β₁)gₜ is divided by
     the *same* 1 − β₁ᵗ as mₜ would be, uₜ = m̃ₜ/(1 − β₁ᵗ) / (√v̂ₜ + ε); optax instead divides
-    the two terms by 1 − β₁ᵗ⁺¹ and 1 − β₁ᵗ (:func:`scale_by_adam_nesterov`)."""
+    the two terms by 1 − β₁ᵗ⁺¹ and 1 − β₁ᵗ (`scale_by_adam_nesterov`)."""
 
     def apply(b: Builder) -> None:
         grad = b.update

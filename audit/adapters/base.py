@@ -42,9 +42,9 @@ class Adapter:
 
     ``args`` are constructor arguments given by the user (``optproof audit --arg``), in the
     framework's own names: passed verbatim to every construction. Where one has a meaning in
-    the rules (optax's ``eps_root``, ``b1``; a torch keyword), :meth:`reference_hyper` gives
+    the rules (optax's ``eps_root``, ``b1``; a torch keyword), `reference_hyper` gives
     it under optproof's keyword so that the reference computes with it too; where it changes
-    the convention (``lr_in_momentum=False``), :meth:`expected` names another variant.
+    the convention (``lr_in_momentum=False``), `expected` names another variant.
     """
 
     framework = "torch"

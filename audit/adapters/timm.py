@@ -3,7 +3,7 @@
 timm imports torchvision at package import (``timm/__init__.py`` → ``timm.layers``), and
 ``timm.optim``'s own ``__init__`` reaches it through ``_param_groups`` → ``timm.models``.
 Where no torchvision matching the installed torch exists (torch 2.13+cpu: torchvision 0.28
-fails with ``operator torchvision::nms does not exist``), :func:`import_optim` loads
+fails with ``operator torchvision::nms does not exist``), `import_optim` loads
 ``timm.optim`` without those imports: ``timm`` and ``timm.optim`` become bare packages over
 timm's own directories, and each name ``timm/optim/__init__.py`` exports (read from its
 ``from .module import Name`` lines) is imported from its module on first access. The

@@ -156,7 +156,7 @@ def write(out: Path | None = None, root: Path | None = None, *, audit: bool = Fa
     """Generate everything and write it under ``out`` (default: the checkout itself).
 
     With ``audit``, first rerun the framework audits and store them
-    (:func:`optproof.docgen.conventions.collect`); ``conventions`` is such a result already
+    (`optproof.docgen.conventions.collect`); ``conventions`` is such a result already
     collected. Stored audits of an earlier run that this one did not produce are removed.
     """
     from .conventions import AUDITS_DIR, collect, data_files

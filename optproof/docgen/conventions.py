@@ -1,10 +1,10 @@
 """The conventions matrix: which framework optimizer follows which variant, from real audits.
 
 ``python -m optproof.docgen.conventions --audit`` installs nothing: it lists every optimizer
-of every installed framework of :data:`FRAMEWORKS` (the one place a framework is added),
+of every installed framework of `FRAMEWORKS` (the one place a framework is added),
 audits each one that follows a registered rule (the adapter's documented variant, or a
 torch-style class named exactly like a torch.optim rule) at float32 and float64, with its
-defaults and with the arguments that expose a convention (:data:`ARGS`), and stores
+defaults and with the arguments that expose a convention (`ARGS`), and stores
 
 * one audit's JSON per cell, ``docs/data/audits/<framework>/<target>-<dtype>[-<args>].json``
   (``optproof audit --json``'s document), and
@@ -143,7 +143,7 @@ def _slug(args: Mapping[str, Any]) -> str:
 
 
 def _row(path: str, result: Any) -> dict[str, Any]:
-    """One matrix row from an ``AuditResult`` (:mod:`optproof.audit.auditor`)."""
+    """One matrix row from an ``AuditResult`` (`optproof.audit.auditor`)."""
     best = result.hypothesis(result.best) if result.best else None
     first = result.first_divergence
     defaults = result.defaults
@@ -168,7 +168,7 @@ def collect(audit: Callable[..., Any] | None = None,
             frameworks: tuple[Framework, ...] = FRAMEWORKS, dtypes: tuple[str, ...] = DTYPES,
             progress: Callable[[str], None] | None = None, **settings: Any) -> dict[str, Any]:
     """Audit every optimizer of every installed framework; the matrix and each audit's JSON
-    (under ``"audits"``: ``{path: document}``, written by :func:`data_files`).
+    (under ``"audits"``: ``{path: document}``, written by `data_files`).
 
     ``audit(path, **settings)`` defaults to the audit's Python API. A framework that does not
     import, an optimizer with no registered rule, a re-export of another framework's class
@@ -226,7 +226,7 @@ def collect(audit: Callable[..., Any] | None = None,
 
 
 def data_files(data: Mapping[str, Any]) -> dict[str, str]:
-    """The files of a :func:`collect` result: the matrix and one JSON per audit."""
+    """The files of a `collect` result: the matrix and one JSON per audit."""
     matrix = {k: v for k, v in data.items() if k != "audits"}
     return {DATA_PATH: dump(matrix), **{rel: dump(doc) for rel, doc in data["audits"].items()}}
 
