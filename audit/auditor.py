@@ -34,8 +34,9 @@ from . import drive as driving
 from .compare import HypothesisResult, compare
 from .configs import Config, configs_for
 from .conventions import AXES, Evidence, axis_evidence, conventions_of, differences
+from .defaults import DefaultsRun, defaults_run
 from .evaluate import Hypothesis
-from .families import TORCH_CLASSES, TORCH_VARIANT, group_of, infer_rule, variants
+from .families import IMPLIED, TORCH_CLASSES, TORCH_VARIANT, group_of, infer_rule, variants
 from .probes import probes_for, structural_probes
 from .target import Target, TargetError, load_target
 
@@ -80,6 +81,7 @@ class AuditResult:
     conventions: list[Evidence] = field(default_factory=list)
     elapsed: float = 0.0
     rounding: Rounding | None = None  # the framework's precision model every hypothesis used
+    defaults: DefaultsRun | None = None  # the target with its own defaults, measured
 
     @property
     def exit_code(self) -> int:
@@ -163,10 +165,11 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
             raise AuditUsageError(str(error)) from None
     expected, inference = _choose_rule(target, rule)
     group = group_of(expected)
-    configs = list(configs_for(group))
     specs = variants(group)
+    fixed = target.adapter.reference_hyper()  # --arg values and built-in hyperparameters
+    configs = [c.with_hyper(fixed) for c in configs_for(group)]
     family = get_rule(expected).family
-    base = dict(get_rule(TORCH_VARIANT.get(family, expected)).defaults)
+    base = {**_neutral(specs, fixed), **get_rule(TORCH_VARIANT.get(family, expected)).defaults}
     rounding = target.adapter.rounding(dtype)
     hypotheses = [Hypothesis(s.name, s, conventions=conventions_of(s.name), rounding=rounding)
                   for s in specs]
@@ -201,9 +204,37 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
                          rounding=rounding)
     tick("experiments")
     _experiments(result, target, base, timeout)
+    result.defaults = _defaults(result, target, timeout)
     _classify(result, dtype, base, full)
     result.elapsed = time.perf_counter() - start
     return result
+
+
+def _defaults(result: AuditResult, target: Target, timeout) -> DefaultsRun:
+    """The defaults run (`optproof.audit.defaults`); a target that ascends is a finding."""
+    from .timeout import deadline
+    flags = {**IMPLIED.get(result.expected, {}), **getattr(target.adapter, "defaults_flags", {})}
+    try:
+        with deadline(timeout):
+            run = defaults_run(target.adapter, result.expected, flags)
+    except Exception as error:  # noqa: BLE001 - the target's own failure is reported
+        return DefaultsRun(note=f"not run: {type(error).__name__}: {error}")
+    if run.ascends:
+        result.findings.append(run.ascends)
+    return run
+
+
+def _neutral(specs, fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """For each keyword in ``fixed``, the default of the first variant that takes it
+    (``initial_scale`` 0, ``eps_root`` 0): a variant that does not take the keyword then
+    cannot express a configuration that sets it otherwise."""
+    out = {}
+    for key in fixed:
+        name = key.partition("[")[0]
+        default = next((s.defaults[name] for s in specs if name in s.defaults), None)
+        if default is not None:
+            out[name] = default
+    return out
 
 
 def _experiments(result: AuditResult, target: Target, base, timeout) -> None:

@@ -1,7 +1,9 @@
 """The ``audit`` and ``vectors`` subcommands, registered into ``optproof``'s parser.
 
-``optproof audit TARGET [--rule R] [--steps N] [--dtype D] [--device D] [--seed S] [--json]
-[--plot FILE] [--timeout S]`` — exit 0 conformant, 1 deviation, 2 usage error.
+``optproof audit TARGET [--arg KEY=VALUE …] [--rule R] [--steps N] [--dtype D] [--device D]
+[--seed S] [--json] [--plot FILE] [--timeout S]`` — exit 0 conformant, 1 deviation, 2 usage
+error. ``--arg`` passes a constructor argument to the target (the value read as a Python
+literal: ``eps_root=1e-6``, ``weight_decouple=False``, ``betas=(0.9, 0.99)``).
 ``optproof vectors RULE [--steps N] [--seed S] [--dps D]`` — golden vectors as JSON.
 
 Nothing heavy is imported until a subcommand runs (``optproof show`` stays fast).
@@ -10,6 +12,7 @@ Nothing heavy is imported until a subcommand runs (``optproof show`` stays fast)
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import math
 import os
@@ -78,7 +81,7 @@ def _audit(args: argparse.Namespace) -> int:
                        device=args.device, seed=args.seed,
                        timeout=DEFAULT_TIMEOUT if args.timeout is None else args.timeout,
                        warmup=WARMUP_TIMEOUT if args.timeout is None else None,
-                       full=bool(args.plot), progress=progress)
+                       extra=dict(args.arg or ()), full=bool(args.plot), progress=progress)
     except AuditUsageError as error:
         raise _usage(str(error)) from None
     finally:
@@ -127,6 +130,21 @@ NON_NEGATIVE = _number(int, "a non-negative integer", lambda n: n >= 0)
 SECONDS = _number(float, "a positive, finite number of seconds", lambda s: 0 < s < math.inf)
 
 
+def _constructor_argument(text: str) -> tuple[str, object]:
+    """``key=value`` with ``value`` a Python literal (number, bool, None, string, tuple)."""
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key.isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE with KEY a keyword name, got {text!r}")
+    try:
+        parsed = ast.literal_eval(value.strip())
+    except (ValueError, SyntaxError):
+        raise argparse.ArgumentTypeError(
+            f"{key}: the value must be a Python literal (a number, True/False, None, a string "
+            f"in quotes or a tuple), got {value!r}") from None
+    return key, parsed
+
+
 def register(commands) -> None:
     """Add ``audit`` and ``vectors`` to the subparsers ``commands`` of ``optproof``."""
     audit = commands.add_parser(
@@ -137,6 +155,9 @@ def register(commands) -> None:
                     "2 usage error.")
     audit.add_argument("target", help="import path: torch.optim.AdamW, pkg.mod.Class, "
                                       "pkg.mod:Class, optax.adamw, keras.optimizers.Adam")
+    audit.add_argument("--arg", action="append", type=_constructor_argument, metavar="KEY=VALUE",
+                       help="a constructor argument of the target, the value a Python literal "
+                            "(repeatable): --arg eps_root=1e-6 --arg weight_decouple=False")
     audit.add_argument("--rule", help="the rule it should follow (default: inferred from "
                                       "the class name; see optproof show --list)")
     audit.add_argument("--steps", type=POSITIVE, default=5, help="steps per configuration")

@@ -30,7 +30,7 @@ audited dtype; the reference reads the rounded values exactly.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -69,6 +69,21 @@ class Config:
         if self.lr is not None:
             out["lr"] = self.lr[0]
         return out
+
+    def with_hyper(self, fixed: dict[str, Any]) -> Config:
+        """This configuration with the keywords ``fixed`` overriding its own (a tuple element
+        given as ``betas[0]``; ``lr`` stays the configuration's, which the audit drives)."""
+        hyper = dict(self.hyper)
+        for key, value in fixed.items():
+            name, _, index = key.partition("[")
+            if name == "lr":
+                continue
+            if index:
+                items = list(hyper.get(name, ()))
+                items[int(index.rstrip("]"))] = value
+                value = tuple(items)
+            hyper[name] = value
+        return replace(self, hyper=hyper) if hyper != self.hyper else self
 
     def describe(self) -> str:
         parts = [f"{k}={_fmt(v)}" for k, v in self.constructor_hyper().items()]

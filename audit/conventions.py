@@ -39,7 +39,7 @@ __all__ = ["AXES", "CONVENTIONS", "EXERCISED", "Evidence", "axis_evidence", "con
            "differences"]
 
 AXES = ("weight decay", "epsilon", "bias correction", "AMSGrad", "momentum", "NAdam schedule",
-        "learning-rate decay", "accumulator")
+        "learning-rate decay", "accumulator", "state initial value")
 
 L2 = "L2 (coupled): g ← g + λθ"
 DEC_LR = "decoupled, lr-scaled: θ ← θ(1 − γₜλ)"
@@ -47,10 +47,13 @@ DEC_ETA = "decoupled, schedule-scaled: θ ← θ − ηₜλθ (ηₜ = γₜ/γ
 DEC_FULL = "fully decoupled: θ ← θ(1 − λ), not scaled by the lr"
 OUT = "outside the root: u/(√v + ε)"
 IN = "inside the root: u/√(v + ε)"
+V0 = "v₀ = initial_scale (optax; 1 in timm RMSpropTF, 0 in Keras)"
 HAT = "ε̂ before the bias corrections: αₜ·m/(√v + ε̂)"
 BOTH = "both moments: m/(1 − β₁ᵗ), v/(1 − β₂ᵗ)"
 AMS_TORCH = "max of the raw v, then bias-corrected (torch, Keras)"
 AMS_REDDI = "max of the raw v, no bias correction (Reddi et al. 2018)"
+AMS_OPTAX = "max of the bias-corrected v̂ (optax)"
+ROOT = "outside the root, ε_root inside: u/(√(v + ε_root) + ε)"
 
 CONVENTIONS: dict[str, dict[str, str]] = {
     "adam": {"weight decay": L2, "epsilon": OUT, "bias correction": BOTH, "AMSGrad": AMS_TORCH},
@@ -63,6 +66,12 @@ CONVENTIONS: dict[str, dict[str, str]] = {
                      "AMSGrad": AMS_TORCH},
     "adam:amsgrad-reddi": {"weight decay": L2, "epsilon": OUT, "bias correction": "none",
                            "AMSGrad": AMS_REDDI},
+    "adam:eps-root": {"weight decay": L2, "epsilon": ROOT, "bias correction": BOTH,
+                      "AMSGrad": AMS_TORCH},
+    "adamw:eps-root": {"weight decay": DEC_LR, "epsilon": ROOT, "bias correction": BOTH,
+                       "AMSGrad": AMS_TORCH},
+    "adam:amsgrad-optax": {"weight decay": L2, "epsilon": ROOT, "bias correction": BOTH,
+                           "AMSGrad": AMS_OPTAX},
     "sgd": {"weight decay": L2,
             "momentum": "torch: b₁ = g₁ (no dampening at t = 1), b = μb + (1 − τ)g, θ −= γₜb; "
                         "Nesterov θ −= γₜ(g + μb)"},
@@ -78,20 +87,28 @@ CONVENTIONS: dict[str, dict[str, str]] = {
                       "accumulator": "s₀ = initial_accumulator_value (Keras default 0.1)"},
     "adadelta": {"weight decay": L2, "epsilon": "inside both roots: √(u + ε)/√(v + ε)"},
     "rmsprop": {"weight decay": L2, "epsilon": OUT + "; centered √(v − ḡ²) + ε",
-                "momentum": "γ outside the buffer: b = μb + g/d, θ −= γₜb"},
+                "momentum": "γ outside the buffer: b = μb + g/d, θ −= γₜb",
+                "state initial value": "v₀ = 0"},
     "rmsprop:eps-inside": {"weight decay": L2, "epsilon": IN + "; centered √(v − ḡ² + ε)",
-                           "momentum": "γ outside the buffer: b = μb + g/d, θ −= γₜb"},
+                           "momentum": "γ outside the buffer: b = μb + g/d, θ −= γₜb",
+                           "state initial value": V0},
     "rmsprop:lr-in-momentum": {"weight decay": L2, "epsilon": OUT + "; centered √(v − ḡ²) + ε",
-                               "momentum": "γ inside the buffer: b = μb + γₜg/d, θ −= b"},
+                               "momentum": "γ inside the buffer: b = μb + γₜg/d, θ −= b",
+                               "state initial value": "v₀ = 0"},
     "rmsprop:keras-centered": {"weight decay": L2, "epsilon": IN + "; centered √(v − ḡ² + ε)",
-                               "momentum": "γ inside the buffer: b = μb + γₜg/d, θ −= b"},
+                               "momentum": "γ inside the buffer: b = μb + γₜg/d, θ −= b",
+                               "state initial value": V0},
     "nadam": {"weight decay": L2 + " (decoupled_weight_decay: θ(1 − γₜλ))", "epsilon": OUT,
               "NAdam schedule": "torch: μₜ = β₁(1 − ½·0.96^{tψ}), μ-product per parameter"},
     "nadam:keras3": {"weight decay": L2, "epsilon": OUT,
                      "NAdam schedule": "Keras 3: μₜ = β₁(1 − ½·0.96ᵗ), one shared product"},
-    "nadam:optax": {"weight decay": L2, "epsilon": OUT,
+    "nadam:optax": {"weight decay": L2, "epsilon": ROOT,
                     "NAdam schedule": "optax: constant β₁ (Adam with Nesterov), corrections "
                                       "1 − β₁ᵗ⁺¹ and 1 − β₁ᵗ"},
+    "nadamw:optax": {"weight decay": DEC_LR, "epsilon": ROOT,
+                     "NAdam schedule": "optax: constant β₁, β₁m/(1 − β₁ᵗ⁺¹) + (1 − β₁)g/(1 − β₁ᵗ)"},
+    "nadamw:timm": {"weight decay": DEC_LR, "epsilon": OUT,
+                    "NAdam schedule": "timm: constant β₁, (β₁m + (1 − β₁)g)/(1 − β₁ᵗ)"},
 }
 
 

@@ -7,12 +7,13 @@ that applies L2 decay is caught because the ``adam`` variant, not ``adamw``, rep
 =========  =====================================================================================
 group      variants (registered in ``optproof.derivations.specs``)
 =========  =====================================================================================
-adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi
+adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi,
+           adam:eps-root, adamw:eps-root, adam:amsgrad-optax
 sgd        sgd, sgdw, sgd:sutskever, sgd:optax-trace
 adagrad    adagrad, adagrad:keras
 adadelta   adadelta
 rmsprop    rmsprop, rmsprop:eps-inside, rmsprop:lr-in-momentum, rmsprop:keras-centered
-nadam      nadam, nadam:keras3, nadam:optax
+nadam      nadam, nadam:keras3, nadam:optax, nadamw:optax, nadamw:timm
 =========  =====================================================================================
 
 A torch-style class (a ``torch.optim.Optimizer`` subclass taking torch.optim's keywords) is
@@ -32,13 +33,13 @@ __all__ = ["GROUPS", "IMPLIED", "TORCH_CLASSES", "group_of", "variants", "infer_
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adam:eps-hat",
-             "adam:amsgrad-reddi"),
+             "adam:amsgrad-reddi", "adam:eps-root", "adamw:eps-root", "adam:amsgrad-optax"),
     "sgd": ("sgd", "sgdw", "sgd:sutskever", "sgd:optax-trace"),
     "adagrad": ("adagrad", "adagrad:keras"),
     "adadelta": ("adadelta",),
     "rmsprop": ("rmsprop", "rmsprop:eps-inside", "rmsprop:lr-in-momentum",
                 "rmsprop:keras-centered"),
-    "nadam": ("nadam", "nadam:keras3", "nadam:optax"),
+    "nadam": ("nadam", "nadam:keras3", "nadam:optax", "nadamw:optax", "nadamw:timm"),
 }
 
 #: the torch.optim variant of each spec family (what a torch-style class of that name follows)
@@ -53,6 +54,10 @@ IMPLIED: dict[str, dict[str, bool]] = {
     "adamw:fully-decoupled": {"decoupled_weight_decay": True},
     "sgdw": {"decoupled_weight_decay": True},
     "adam:amsgrad-reddi": {"amsgrad": True},
+    "adam:amsgrad-optax": {"amsgrad": True},
+    "adamw:eps-root": {"decoupled_weight_decay": True},
+    "nadamw:optax": {"decoupled_weight_decay": True},
+    "nadamw:timm": {"decoupled_weight_decay": True},
 }
 
 

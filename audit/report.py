@@ -64,6 +64,9 @@ def render(result: AuditResult, console: Console | None = None) -> None:
                   f"— expected {result.expected}; best match {best}{kind}")
     for line in result.diagnosis:
         console.print(f"  • {line}")
+    if result.defaults is not None:
+        console.print(f"its own defaults, measured (defaults run, fitted to "
+                      f"{result.expected}): {result.defaults.describe() or '-'}")
 
     table = Table(title="variants", title_justify="left")
     for col in ("variant", "reproduces", "configs passed", "worst err (ULP)", "worst err/bound",

@@ -95,6 +95,10 @@ def to_dict(result: AuditResult) -> dict:
         "experiments": [{"name": e.name, "config": e.config, "passed": e.passed,
                          "detail": e.detail} for e in result.experiments],
         "findings": result.findings,
+        "defaults": None if result.defaults is None else {
+            "measured": result.defaults.measured, "unidentified": result.defaults.unidentified,
+            "given": _plain(result.defaults.given), "ascends": result.defaults.ascends,
+            "note": result.defaults.note},
         "configurations": configs,
         "elapsed_s": round(result.elapsed, 3),
     }

@@ -15,7 +15,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Any
 
-from .adapters.base import Adapter
+from .adapters.base import Adapter, check_keywords
 
 __all__ = ["TargetError", "Target", "load_target", "import_object"]
 
@@ -56,6 +56,12 @@ def import_object(path: str) -> Any:
     if path.split(".")[0].split(":")[0] == "keras":
         import os  # Keras 3 picks its backend at import: torch, the one optproof has
         os.environ.setdefault("KERAS_BACKEND", "torch")
+    if path.split(".")[0].split(":")[0] == "timm":
+        from .adapters.timm import import_optim
+        try:  # timm.optim without timm's vision imports where those fail
+            import_optim()
+        except ModuleNotFoundError as error:
+            raise TargetError(f"cannot import {path!r}: {error}") from None
     first_error = None
     for module_name, attrs in candidates:
         try:
@@ -92,10 +98,12 @@ def load_target(path: str, *, extra: dict[str, Any] | None = None) -> Target:
     try:
         if root == "optax":
             from .adapters.optax import OptaxAdapter
-            return Target(path, obj, name, OptaxAdapter(obj, name))
+            return Target(path, obj, name, OptaxAdapter(obj, name, extra))
         if root == "keras":
             from .adapters.keras import KerasAdapter
-            return Target(path, obj, name, KerasAdapter(obj, name))
+            return Target(path, obj, name, KerasAdapter(obj, name, extra))
+        if extra:
+            check_keywords(obj, extra, path)
     except ValueError as error:
         raise TargetError(str(error)) from None
     if not callable(obj):

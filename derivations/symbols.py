@@ -76,6 +76,10 @@ HYPERS: dict[str, Hyper] = {
         _h("s_0", "initial_accumulator_value", _nonneg, "initial value of the accumulator",
            nonnegative=True),
         _h("psi", "momentum_decay", _nonneg, "momentum decay ψ (NAdam schedule)", nonnegative=True),
+        _h("epsilon_root", "eps_root", _nonneg, "term added inside the root (optax eps_root)",
+           nonnegative=True),
+        _h("v_0", "initial_scale", _nonneg, "initial value of the squared-gradient EMA "
+           "(optax initial_scale; 1 in TensorFlow 1 and timm RMSpropTF)", nonnegative=True),
     )
 }
 

@@ -28,7 +28,8 @@ __all__ = [
     "scale_by_lr", "weight_decay", "prepare_gradient",
     "trace", "sutskever_momentum", "scale_update", "descend", "DECAYED_LR", "inverse_time_decay",
     "scale_by_adagrad", "scale_by_adadelta", "scale_by_rms", "nadam_schedule", "MU_T", "MU_NEXT",
-    "scale_by_nadam", "scale_by_adam_nesterov",
+    "scale_by_nadam", "scale_by_adam_nesterov", "scale_by_amsgrad_corrected",
+    "scale_by_nadamw_timm",
 ]
 
 Transform = Callable[[Builder], None]
@@ -73,10 +74,11 @@ def add_l2(wd: Hyper) -> Transform:
 
 
 def ema(b: Builder, key: str, letter: str, beta: Hyper, of: sp.Expr, meaning: str,
-        **assumptions) -> sp.Symbol:
-    """Exponential moving average xₜ ← β·xₜ₋₁ + (1 − β)·``of``, stored under ``key``."""
+        init: sp.Expr = sp.S.Zero, **assumptions) -> sp.Symbol:
+    """Exponential moving average xₜ ← β·xₜ₋₁ + (1 − β)·``of`` from x₀ = ``init`` (0 unless
+    given), stored under ``key``."""
     decay = b.hyper(beta)
-    state = b.state(key, letter, meaning, **assumptions)
+    state = b.state(key, letter, meaning, init, **assumptions)
     return b.let(state.new, decay * state.prev + (1 - decay) * of, f"EMA, decay {sp.pretty(decay)}")
 
 
@@ -117,11 +119,17 @@ def running_max(b: Builder, key: str, letter: str, of: sp.Symbol, meaning: str) 
 
 
 def divide_by_root(b: Builder, numerator: sp.Expr, square: sp.Expr, eps: Hyper,
-                   *, eps_inside: bool = False) -> sp.Symbol:
-    """The update uₜ ← numerator / (√square + ε), or / √(square + ε) with ``eps_inside``."""
+                   *, eps_inside: bool = False, eps_root: Hyper | None = None) -> sp.Symbol:
+    """The update uₜ ← numerator / (√square + ε), or / √(square + ε) with ``eps_inside``;
+    ``eps_root`` adds a second term inside the root, / (√(square + ε_root) + ε) (optax
+    ``scale_by_adam(eps_root=…)``, ``optax/_src/transform.py`` 0.2.8)."""
     e = b.hyper(eps)
+    if eps_root is not None:
+        square = square + b.hyper(eps_root)
     denominator = sp.sqrt(square + e) if eps_inside else sp.sqrt(square) + e
     where = "inside" if eps_inside else "outside"
+    if eps_root is not None:
+        where += ", ε_root inside"
     b.update = b.let(sp.Symbol("u_t", real=True), numerator / denominator, f"ε {where} the root")
     return b.update
 
@@ -140,14 +148,38 @@ def adam_moments(b: Builder, beta1: Hyper, beta2: Hyper, *, amsgrad: bool
     return m, v
 
 
-def scale_by_adam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, amsgrad: bool) -> Transform:
+def scale_by_adam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, amsgrad: bool,
+                  eps_root: Hyper | None = None) -> Transform:
     """Adam's direction m̂ₜ/(√v̂ₜ + ε) with both moments bias-corrected (Kingma & Ba 2015,
     Algorithm 1); with ``amsgrad`` the maximum ṽₜ is bias-corrected in place of vₜ
-    (torch.optim 2.13 ``adam.py``)."""
+    (torch.optim 2.13 ``adam.py``); with ``eps_root`` m̂ₜ/(√(v̂ₜ + ε_root) + ε) (optax)."""
 
     def apply(b: Builder) -> None:
         m, v = adam_moments(b, beta1, beta2, amsgrad=amsgrad)
-        divide_by_root(b, bias_correct(b, m, beta1, "m"), bias_correct(b, v, beta2, "v"), eps)
+        divide_by_root(b, bias_correct(b, m, beta1, "m"), bias_correct(b, v, beta2, "v"), eps,
+                       eps_root=eps_root)
+
+    return apply
+
+
+def scale_by_amsgrad_corrected(beta1: Hyper, beta2: Hyper, eps: Hyper, eps_root: Hyper, *,
+                               correct_m: bool, correct_v: bool) -> Transform:
+    """optax ``scale_by_amsgrad`` (``optax/_src/transform.py`` 0.2.8): the running maximum is
+    taken over the *bias-corrected* second moment, ṽₜ = max(ṽₜ₋₁, vₜ/(1 − β₂ᵗ)), and
+    uₜ = m̂ₜ/(√(ṽₜ + ε_root) + ε). ``correct_m``/``correct_v`` are optax's
+    ``bias_correction_mu``/``bias_correction_nu`` (both off: Reddi et al. 2018)."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        m = ema(b, "exp_avg", "m", beta1, grad, "first moment (EMA of gradients)")
+        v = ema(b, "exp_avg_sq", "v", beta2, grad**2, "second moment (EMA of squared gradients)",
+                nonnegative=True)
+        if correct_v:
+            v = bias_correct(b, v, beta2, "v")
+        vmax = running_max(b, "max_exp_avg_sq", "vtilde", v,
+                           "running maximum of the (corrected) second moment")
+        mhat = bias_correct(b, m, beta1, "m") if correct_m else m
+        divide_by_root(b, mhat, vmax, eps, eps_root=eps_root)
 
     return apply
 
@@ -314,15 +346,18 @@ def scale_by_adadelta(rho: Hyper, eps: Hyper) -> Transform:
     return apply
 
 
-def scale_by_rms(alpha: Hyper, eps: Hyper, *, centered: bool, eps_inside: bool) -> Transform:
+def scale_by_rms(alpha: Hyper, eps: Hyper, *, centered: bool, eps_inside: bool,
+                 initial: Hyper | None = None) -> Transform:
     """RMSprop (Hinton, lecture 6e): vₜ ← EMA_α(g²) (``square_avg``), uₜ ← gₜ/(√vₜ + ε);
     ``centered`` (Graves 2013, §4): ḡₜ ← EMA_α(g) (``grad_avg``) and vₜ − ḡₜ² under the root;
-    ``eps_inside``: √(vₜ + ε), centered √(vₜ − ḡₜ² + ε) (Keras 3; optax ``eps_in_sqrt``)."""
+    ``eps_inside``: √(vₜ + ε), centered √(vₜ − ḡₜ² + ε) (Keras 3; optax ``eps_in_sqrt``).
+    ``initial``: v starts at v₀ instead of 0 (optax ``scale_by_rms(initial_scale=…)``;
+    TensorFlow 1 ``RMSPropOptimizer`` and timm ``RMSpropTF`` start it at 1)."""
 
     def apply(b: Builder) -> None:
         grad = b.update
         square = ema(b, "square_avg", "v", alpha, grad**2, "EMA of squared gradients",
-                     nonnegative=True)
+                     sp.S.Zero if initial is None else b.hyper(initial), nonnegative=True)
         if centered:
             mean = ema(b, "grad_avg", "gbar", alpha, grad, "EMA of gradients")
             square = square - mean**2
@@ -373,9 +408,11 @@ def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
     return apply
 
 
-def scale_by_adam_nesterov(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
-    """Adam with Nesterov momentum and constant β₁ (optax ``scale_by_adam(nesterov=True)``):
-    m̂ₜ = β₁mₜ/(1 − β₁ᵗ⁺¹) + (1 − β₁)gₜ/(1 − β₁ᵗ), each correction the derived EMA weight sum."""
+def scale_by_adam_nesterov(beta1: Hyper, beta2: Hyper, eps: Hyper,
+                           eps_root: Hyper | None = None) -> Transform:
+    """Adam with Nesterov momentum and constant β₁ (optax ``scale_by_adam(nesterov=True)``,
+    ``optax/_src/transform.py`` 0.2.8): m̂ₜ = β₁mₜ/(1 − β₁ᵗ⁺¹) + (1 − β₁)gₜ/(1 − β₁ᵗ), each
+    correction the derived EMA weight sum; uₜ = m̂ₜ/(√(v̂ₜ + ε_root) + ε)."""
 
     def apply(b: Builder) -> None:
         grad = b.update
@@ -385,6 +422,23 @@ def scale_by_adam_nesterov(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
                      b1 * m / ema_weight_sum(beta1).subs(t, t + 1)
                      + (1 - b1) * grad / ema_weight_sum(beta1),
                      "Nesterov: look-ahead, both terms bias-corrected")
-        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps)
+        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps, eps_root=eps_root)
+
+    return apply
+
+
+def scale_by_nadamw_timm(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
+    """timm ``NAdamW`` (``timm/optim/nadamw.py`` 1.0.31, after the MLCommons
+    algorithmic-efficiency baseline): the look-ahead m̃ₜ = β₁mₜ + (1 − β₁)gₜ is divided by
+    the *same* 1 − β₁ᵗ as mₜ would be, uₜ = m̃ₜ/(1 − β₁ᵗ) / (√v̂ₜ + ε); optax instead divides
+    the two terms by 1 − β₁ᵗ⁺¹ and 1 − β₁ᵗ (`scale_by_adam_nesterov`)."""
+
+    def apply(b: Builder) -> None:
+        grad = b.update
+        m, v = adam_moments(b, beta1, beta2, amsgrad=False)
+        b1 = b.hyper(beta1)
+        ahead = b.let(sp.Symbol("mtilde_t", real=True), b1 * m + (1 - b1) * grad,
+                      "Nesterov: one more EMA step with the current gradient")
+        divide_by_root(b, bias_correct(b, ahead, beta1, "m"), bias_correct(b, v, beta2, "v"), eps)
 
     return apply

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import inspect
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from optproof.reference.bounds import Rounding
 
-__all__ = ["Adapter", "Session", "Unsupported"]
+__all__ = ["Adapter", "Session", "Unsupported", "translate", "check_keywords",
+           "reference_keywords"]
 
 
 class Unsupported(Exception):
@@ -38,21 +40,54 @@ class Session:
 
 
 class Adapter:
-    """Constructs sessions of one target."""
+    """Constructs sessions of one target.
+
+    ``args`` are constructor arguments given by the user (``optproof audit --arg``), in the
+    framework's own names: passed verbatim to every construction. Where one has a meaning in
+    the rules (optax's ``eps_root``, ``b1``; a torch keyword), `reference_hyper` gives
+    it under optproof's keyword so that the reference computes with it too; where it changes
+    the convention (``lr_in_momentum=False``), `expected` names another variant.
+    """
 
     framework = "torch"
     torch_style = False  # torch.optim semantics for state, state_dict and param_groups
+    #: the framework's keyword → optproof's (a tuple element as ``betas[0]``), for ``args``
+    reverse: Mapping[str, str] = {}
 
-    def __init__(self, target: Any, name: str):
+    def __init__(self, target: Any, name: str, args: Mapping[str, Any] | None = None):
         self.target, self.name = target, name
+        self.args = dict(args or {})
 
     def expected(self) -> str | None:
         """The registered variant the target claims to follow (``None``: infer from its
         name as a torch.optim class)."""
         return None
 
+    def implied_hyper(self) -> dict[str, Any]:
+        """Hyperparameters the target has built in, under optproof's keywords (timm's
+        RMSpropTF starts v at 1: ``{"initial_scale": 1.0}``); never passed to it."""
+        return {}
+
+    def reference_hyper(self) -> dict[str, Any]:
+        """What the reference must compute with besides each configuration's keywords: the
+        built-in hyperparameters and the user's arguments that have a meaning in the rules,
+        under optproof's keywords (the configurations' values are overridden by them)."""
+        out = self.implied_hyper()
+        for key, value in self.args.items():
+            name = self.reverse.get(key, key)
+            if name in reference_keywords():
+                out[name] = value
+        return out
+
+    def constructor_hyper(self, hyper: Mapping[str, Any]) -> dict[str, Any]:
+        """A configuration's keywords less those the target is not given (its built-in
+        hyperparameters; the user's arguments, which are passed verbatim instead)."""
+        skip = set(self.implied_hyper()) | set(self.reference_hyper())
+        return {k: v for k, v in hyper.items() if k.split("[")[0] not in skip and k not in skip}
+
     def describe(self) -> str:
-        return self.framework
+        args = ", ".join(f"{k}={v!r}" for k, v in self.args.items())
+        return f"{self.framework} ({args})" if args else self.framework
 
     def rounding(self, dtype: str) -> Rounding | None:
         """The framework's precision model at ``dtype`` (`Rounding`: how it holds the
@@ -62,6 +97,13 @@ class Adapter:
 
     def open(self, hyper: Mapping[str, Any], params: Sequence[np.ndarray], dtype: str,
              device: str) -> Session:
+        raise NotImplementedError
+
+    def open_defaults(self, params: Sequence[np.ndarray], dtype: str,
+                      given: Mapping[str, Any]) -> Session:
+        """A session of the target constructed with its own defaults: only ``args`` and
+        ``given`` (what the constructor requires); ``TypeError`` names a missing one.
+        Its ``step(grads, None)`` keeps the target's own learning rate."""
         raise NotImplementedError
 
 
@@ -87,3 +129,39 @@ def translate(hyper: Mapping[str, Any], table: Mapping[str, Any], defaults: Mapp
         else:
             out[entry] = value
     return out
+
+
+def reference_keywords() -> frozenset[str]:
+    """Every keyword a registered rule takes (``lr``, ``betas[0]``, ``eps_root``, flags)."""
+    from optproof.derivations import rules
+    from optproof.derivations.symbols import HYPERS
+    return frozenset({*HYPERS, *(h.keyword for h in HYPERS.values()),
+                      *(f for spec in rules() for f in spec.flags)})
+
+
+def check_keywords(factory: Callable, args: Mapping[str, Any], what: str,
+                   excluded: tuple[str, ...] = ("params",)) -> None:
+    """``ValueError`` naming the first of ``args`` that ``factory`` takes no keyword for.
+
+    A factory with ``**kwargs`` passes them on: its class's bases are searched too (Keras's
+    optimizers hand ``**kwargs`` to ``BaseOptimizer``); one whose chain ends in ``**kwargs``
+    accepts any name."""
+    names: set[str] = set()
+    chain = list(factory.__mro__) if isinstance(factory, type) else [factory]
+    for item in chain:
+        init = item.__init__ if isinstance(item, type) else item
+        if isinstance(factory, type) and "__init__" not in vars(item):
+            continue
+        try:
+            params = inspect.signature(init).parameters.values()
+        except (TypeError, ValueError):
+            return  # a builtin: nothing to check against
+        names |= {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in params):
+            break
+    else:
+        return
+    for key in args:
+        if key not in names or key in excluded:
+            known = ", ".join(sorted(names - {"self", *excluded}))
+            raise ValueError(f"--arg {key}: {what} takes no keyword {key!r} (it takes {known})")

@@ -48,7 +48,7 @@ import numpy as np
 
 from optproof.reference.bounds import Rounding
 
-from .base import Adapter, Session, Unsupported, translate
+from .base import Adapter, Session, Unsupported, check_keywords, translate
 
 __all__ = ["KerasAdapter", "EXPECTED"]
 
@@ -72,6 +72,9 @@ TABLES: dict[str, tuple[str, dict]] = {
     "Nadam": ("nadam:keras3", {**_COMMON, "betas": _betas, "momentum_decay": None}),
 }
 EXPECTED = {name: rule for name, (rule, _) in TABLES.items()}
+#: Keras's keyword → optproof's, for constructor arguments the reference must see
+REVERSE = {"beta_1": "betas[0]", "beta_2": "betas[1]", "epsilon": "eps",
+           "learning_rate": "lr"}
 
 
 class KerasSession(Session):
@@ -99,7 +102,8 @@ class KerasSession(Session):
     def step(self, grads, lr):
         ops = self.keras.ops
         with self._floatx():
-            self.optimizer.learning_rate = lr
+            if lr is not None:  # None: the target's own
+                self.optimizer.learning_rate = lr
             self.optimizer.apply([ops.convert_to_tensor(np.asarray(g), dtype=self.dtype)
                                   for g in grads], self.variables)
 
@@ -110,19 +114,30 @@ class KerasSession(Session):
 
 class KerasAdapter(Adapter):
     framework = "keras"
+    reverse = REVERSE
 
-    def __init__(self, target: Any, name: str):
-        super().__init__(target, name)
+    def __init__(self, target: Any, name: str, args=None):
+        super().__init__(target, name, args)
         if name not in TABLES:
             raise ValueError(f"keras.optimizers.{name} is not an audited optimizer; "
                              f"audited: {', '.join(TABLES)}")
+        check_keywords(target, self.args, f"keras.optimizers.{name}",
+                       excluded=("learning_rate",))
+        if self.args:  # Keras's own check of the **kwargs its base classes take
+            try:
+                target(**self.args)
+            except (TypeError, ValueError) as error:
+                text = " ".join(str(error).split())
+                raise ValueError(f"--arg: keras.optimizers.{name} rejects "
+                                 f"{', '.join(self.args)}: {text}") from None
 
     def expected(self):
         return EXPECTED[self.name]
 
     def describe(self):
         import keras
-        return f"keras {keras.__version__} ({keras.backend.backend()} backend)"
+        args = "".join(f", {k}={v!r}" for k, v in self.args.items())
+        return f"keras {keras.__version__} ({keras.backend.backend()} backend{args})"
 
     def rounding(self, dtype):
         if dtype not in ("float32", "float64"):
@@ -136,7 +151,7 @@ class KerasAdapter(Adapter):
                                "@ 3.15.1")
 
     def open(self, hyper, params, dtype, device, defaults=None):
-        hyper = dict(hyper)
+        hyper = self.constructor_hyper(hyper)
         wd = hyper.pop("weight_decay", 0.0)
         decoupled = hyper.pop("decoupled_weight_decay", False)
         kwargs = translate(hyper, TABLES[self.name][1], defaults or {}, "keras." + self.name)
@@ -147,4 +162,10 @@ class KerasAdapter(Adapter):
             kwargs["weight_decay"] = wd
         elif self.name == "AdamW":
             kwargs["weight_decay"] = 0.0
-        return KerasSession(self.target, kwargs, params, dtype)
+        return KerasSession(self.target, {**kwargs, **self.args}, params, dtype)
+
+    #: Keras's weight_decay is decoupled and lr-scaled for every optimizer
+    defaults_flags = {"decoupled_weight_decay": True}
+
+    def open_defaults(self, params, dtype, given):
+        return KerasSession(self.target, {**self.args, **given}, params, dtype)

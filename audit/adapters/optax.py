@@ -21,15 +21,22 @@ Keyword translation (torch → optax, checked against optax 0.2.8): ``lr`` → `
 =========  ==========================  =====================================================
 optax      expected variant            notes
 =========  ==========================  =====================================================
-adam       adam                        no weight decay, no maximize
-adamw      adamw                       "documented as following torch"
-amsgrad    adam (amsgrad=True)         optax's default maximum is over the corrected v̂
+adam       adam:eps-root               no weight decay, no maximize; ``eps_root`` inside
+adamw      adamw:eps-root              "documented as following torch", plus ``eps_root``
+amsgrad    adam:amsgrad-optax          the maximum over the corrected v̂
 sgd        sgd:optax-trace             no dampening, no weight decay
-rmsprop    rmsprop:keras-centered      ε inside the root, γ before the momentum trace
+rmsprop    rmsprop:keras-centered      ε inside the root, γ before the momentum trace,
+                                       v₀ = ``initial_scale``
 adagrad    adagrad:keras               ε inside the root, no lr decay
-adadelta   adadelta
+adadelta   adadelta                    ``learning_rate=None`` (its default) does not negate
 nadam      nadam:optax                 Adam with Nesterov, constant β₁
+nadamw     nadamw:optax                ``adamw(nesterov=True)``
 =========  ==========================  =====================================================
+
+Constructor arguments (``optproof audit optax.adam --arg eps_root=1e-6``) are passed to the
+transformation verbatim; those with a meaning in the rules reach the reference too
+(``REVERSE``), and ``nesterov=True`` (adam, adamw) or ``eps_in_sqrt=False`` (rmsprop) change
+the expected variant.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import numpy as np
 
 from optproof.reference.bounds import Rounding
 
-from .base import Adapter, Session, Unsupported, translate
+from .base import Adapter, Session, Unsupported, check_keywords, translate
 
 __all__ = ["OptaxAdapter", "EXPECTED"]
 
@@ -56,10 +63,11 @@ def _momentum(v):
 _COMMON = {"lr": "learning_rate", "maximize": None, "decoupled_weight_decay": None,
            "weight_decay": None}
 TABLES: dict[str, tuple[str, dict]] = {
-    "adam": ("adam", {**_COMMON, "betas": _betas, "eps": "eps", "amsgrad": None}),
-    "adamw": ("adamw", {**_COMMON, "betas": _betas, "eps": "eps", "weight_decay": "weight_decay",
-                        "amsgrad": None}),
-    "amsgrad": ("adam", {**_COMMON, "betas": _betas, "eps": "eps", "amsgrad": lambda v: {}}),
+    "adam": ("adam:eps-root", {**_COMMON, "betas": _betas, "eps": "eps", "amsgrad": None}),
+    "adamw": ("adamw:eps-root", {**_COMMON, "betas": _betas, "eps": "eps",
+                                 "weight_decay": "weight_decay", "amsgrad": None}),
+    "amsgrad": ("adam:amsgrad-optax", {**_COMMON, "betas": _betas, "eps": "eps",
+                                       "amsgrad": lambda v: {}}),
     "sgd": ("sgd:optax-trace", {**_COMMON, "momentum": _momentum, "nesterov": "nesterov",
                                 "dampening": None}),
     "rmsprop": ("rmsprop:keras-centered", {**_COMMON, "alpha": "decay", "eps": "eps",
@@ -69,9 +77,15 @@ TABLES: dict[str, tuple[str, dict]] = {
     "adadelta": ("adadelta", {**_COMMON, "rho": "rho", "eps": "eps",
                               "weight_decay": "weight_decay"}),
     "nadam": ("nadam:optax", {**_COMMON, "betas": _betas, "eps": "eps", "momentum_decay": None}),
+    "nadamw": ("nadamw:optax", {**_COMMON, "betas": _betas, "eps": "eps",
+                                "weight_decay": "weight_decay", "momentum_decay": None}),
 }
 EXPECTED = {name: rule for name, (rule, _) in TABLES.items()}
-STATIC = ("nesterov", "centered")
+#: optax's keyword → optproof's, for constructor arguments the reference must see
+REVERSE = {"b1": "betas[0]", "b2": "betas[1]", "decay": "alpha", "learning_rate": "lr"}
+#: (transformation, argument, value) → the variant it then follows
+SWITCHES = {("adam", "nesterov", True): "nadam:optax", ("adamw", "nesterov", True): "nadamw:optax",
+            ("rmsprop", "eps_in_sqrt", False): "rmsprop:lr-in-momentum"}
 
 
 class OptaxSession(Session):
@@ -81,14 +95,15 @@ class OptaxSession(Session):
         import jax.numpy as jnp
         import optax
         self.jnp, self.optax, self.dtype = jnp, optax, getattr(jnp, dtype)
-        static = tuple(k for k in STATIC if k in kwargs)
+        static = tuple(k for k, v in kwargs.items() if isinstance(v, (bool, str)) or v is None)
         self.tx = optax.inject_hyperparams(fn, static_args=static)(**kwargs)
         self.arrays = [jnp.asarray(p, dtype=self.dtype) for p in params]
         self.opt_state = self.tx.init(self.arrays)
 
     def step(self, grads, lr):
         jnp = self.jnp
-        self.opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=self.dtype)
+        if lr is not None and "learning_rate" in self.opt_state.hyperparams:  # None: its own
+            self.opt_state.hyperparams["learning_rate"] = jnp.asarray(lr, dtype=self.dtype)
         updates, self.opt_state = self.tx.update(
             [jnp.asarray(g, dtype=self.dtype) for g in grads], self.opt_state, self.arrays)
         self.arrays = self.optax.apply_updates(self.arrays, updates)
@@ -99,19 +114,30 @@ class OptaxSession(Session):
 
 class OptaxAdapter(Adapter):
     framework = "optax"
+    reverse = REVERSE
 
-    def __init__(self, target: Any, name: str):
-        super().__init__(target, name)
+    def __init__(self, target: Any, name: str, args=None):
+        super().__init__(target, name, args)
         if name not in TABLES:
             raise ValueError(f"optax.{name} is not an audited transformation; "
                              f"audited: {', '.join(TABLES)}")
+        check_keywords(target, self.args, f"optax.{name}", excluded=("learning_rate",))
 
     def expected(self):
+        for key, value in self.args.items():
+            if (self.name, key, value) in SWITCHES:
+                return SWITCHES[self.name, key, value]
         return EXPECTED[self.name]
+
+    def reference_hyper(self):
+        """As the base class, less the switches that name another variant (``nesterov``,
+        ``eps_in_sqrt``): the expected variant has them built in."""
+        switches = {key for name, key, _ in SWITCHES if name == self.name}
+        return {k: v for k, v in super().reference_hyper().items() if k not in switches}
 
     def describe(self):
         import optax
-        return f"optax {optax.__version__}"
+        return super().describe().replace("optax", f"optax {optax.__version__}", 1)
 
     def rounding(self, dtype):
         if dtype not in ("float32", "float64"):
@@ -127,7 +153,11 @@ class OptaxAdapter(Adapter):
             raise Unsupported(f"optax audits run in float32 or float64, not {dtype}")
         if self.name == "amsgrad" and not hyper.get("amsgrad"):
             raise Unsupported("optax.amsgrad is AMSGrad only (configuration has amsgrad=False)")
-        kwargs = translate(hyper, TABLES[self.name][1], defaults or {}, "optax." + self.name)
+        kwargs = translate(self.constructor_hyper(hyper), TABLES[self.name][1], defaults or {},
+                           "optax." + self.name)
         if self.name == "adam" and hyper.get("amsgrad"):
             raise Unsupported("optax.adam has no amsgrad (see optax.amsgrad)")
-        return OptaxSession(self.target, kwargs, params, dtype)
+        return OptaxSession(self.target, {**kwargs, **self.args}, params, dtype)
+
+    def open_defaults(self, params, dtype, given):
+        return OptaxSession(self.target, {**self.args, **given}, params, dtype)

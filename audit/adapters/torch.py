@@ -48,7 +48,7 @@ class TorchSession(Session):
         for p, gr in zip(self.tensors, grads):
             p.grad = torch.tensor(gr, dtype=torch.float64).to(self.dtype).to(self.device)
         for group in self.optimizer.param_groups:
-            if "lr" in group:
+            if "lr" in group and lr is not None:  # None: the target's own
                 group["lr"] = lr
         self.optimizer.step()
 
@@ -100,7 +100,8 @@ class TorchAdapter(Adapter):
     """A torch-style target. ``rename`` maps torch keywords to the target's
     (``{"betas": ("betas", None)}``; a callable converts the value); ``fixed`` adds keywords
     (``{"weight_decouple": False}``); ``expected_rule`` is the variant the target claims
-    (``None``: inferred from the class name)."""
+    (``None``: inferred from the class name); ``extra`` are the user's constructor arguments
+    (``Adapter.args``); ``implied`` the hyperparameters the class has built in."""
 
     framework = "torch"
     torch_style = True
@@ -108,31 +109,37 @@ class TorchAdapter(Adapter):
     def __init__(self, target: Any, name: str, *, framework: str = "torch",
                  rename: Mapping[str, tuple[str, Callable | None]] | None = None,
                  fixed: Mapping[str, Any] | None = None, expected_rule: str | None = None,
-                 extra: Mapping[str, Any] | None = None):
-        super().__init__(target, name)
+                 extra: Mapping[str, Any] | None = None,
+                 implied_hyper: Mapping[str, Any] | None = None):
+        super().__init__(target, name, extra)
         self.framework = framework
         self.rename = dict(rename or {})
+        self.reverse = {new: key for key, (new, convert) in self.rename.items()
+                        if new and convert is None}
         self.fixed = dict(fixed or {})
-        self.extra = dict(extra or {})
         self.expected_rule = expected_rule
+        self._implied = dict(implied_hyper or {})
+
+    @property
+    def extra(self) -> dict[str, Any]:
+        return self.args
 
     def expected(self):
         return self.expected_rule
 
-    def describe(self) -> str:
-        extra = ", ".join(f"{k}={v!r}" for k, v in self.extra.items())
-        return f"{self.framework} ({extra})" if extra else self.framework
+    def implied_hyper(self):
+        return dict(self._implied)
 
     def translate(self, hyper: Mapping[str, Any]) -> dict[str, Any]:
         out = {}
-        for key, value in hyper.items():
+        for key, value in self.constructor_hyper(hyper).items():
             name, convert = self.rename.get(key, (key, None))
             if name is None:
                 if value not in (False, 0, 0.0):
                     raise Unsupported(f"{self.framework} target has no equivalent of {key}={value!r}")
                 continue
             out[name] = convert(value) if convert else value
-        return {**out, **self.fixed, **self.extra}
+        return {**out, **self.fixed, **self.args}
 
     def construct(self, tensors, hyper, defaults, dropped):
         import torch
@@ -159,3 +166,9 @@ class TorchAdapter(Adapter):
 
     def open(self, hyper, params, dtype, device, defaults=None):
         return TorchSession(self, hyper, params, dtype, device, defaults)
+
+    def open_defaults(self, params, dtype, given):
+        session = TorchSession(self, {}, params, dtype, "cpu")
+        if given:
+            session.optimizer = self.target(session.tensors, **self.fixed, **self.args, **given)
+        return session

@@ -8,6 +8,9 @@ Sources (checked against torch 2.13.0, ``torch/optim/adam.py`` and ``adamw.py``)
 * Keras 3 ``keras/src/optimizers/adam.py`` ``update_step``; TensorFlow 1
   ``tf.compat.v1.train.AdamOptimizer`` documentation ("epsilon hat").
 * TensorFlow Addons ``tfa.optimizers.AdamW`` (``DecoupledWeightDecayExtension``).
+* optax 0.2.8 ``optax/_src/alias.py`` ``adam``, ``adamw``, ``amsgrad`` and
+  ``optax/_src/transform.py`` ``scale_by_adam`` / ``scale_by_amsgrad`` (``eps_root`` inside
+  the root; AMSGrad's maximum over the bias-corrected v̂).
 """
 
 from __future__ import annotations
@@ -19,14 +22,16 @@ from ..spec import Spec, register
 from ..symbols import Hyper, hyper
 from ..transforms import (Transform, adam_moments, add_decayed_weights, add_l2, chain,
                           divide_by_root, ema_weight_sum, negate_if, prepare_gradient,
-                          scale_by_adam, scale_by_lr)
+                          scale_by_adam, scale_by_amsgrad_corrected, scale_by_lr)
 
 LR, B1, B2, EPS, WD = (hyper(k) for k in ("lr", "betas[0]", "betas[1]", "eps", "weight_decay"))
+EPS_ROOT = hyper("eps_root")
 ETA = hyper("schedule_multiplier")
 ADAM_DEFAULTS = {"lr": 1e-3, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0,
                  "amsgrad": False, "maximize": False}
 FLAGS = ("amsgrad", "maximize")
 TORCH = "torch.optim 2.13 adam.py / adamw.py"
+OPTAX = "optax 0.2.8 optax/_src/alias.py, transform.py scale_by_adam"
 
 ADAM = Spec(
     name="adam",
@@ -41,16 +46,20 @@ ADAM = Spec(
 )
 
 
-def _adamw(name: str, summary: str, scale: Hyper | None, source: str, extra=None) -> Spec:
+def _adamw(name: str, summary: str, scale: Hyper | None, source: str, extra=None,
+           eps_root: Hyper | None = None, mirrors: str = "torch.optim.AdamW",
+           notes: str = "") -> Spec:
     """AdamW: decoupled decay θ ← θ − s·λ·θ first, then the Adam step (no L2 term)."""
     return Spec(
         name=name, summary=summary,
         sources=("Loshchilov & Hutter 2019, Algorithm 2", source),
-        mirrors="torch.optim.AdamW",
+        mirrors=mirrors,
         defaults={**ADAM_DEFAULTS, "weight_decay": 1e-2, **(extra or {})},
         flags=FLAGS,
         build=lambda f: chain(negate_if(f["maximize"]), add_decayed_weights(WD, scale),
-                              scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"]), scale_by_lr(LR)),
+                              scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"], eps_root=eps_root),
+                              scale_by_lr(LR)),
+        notes=notes,
     )
 
 
@@ -98,12 +107,15 @@ ADAM_EPS_HAT = Spec(
     sources=("Kingma & Ba 2015, end of §2", "Keras 3.x keras/src/optimizers/adam.py",
              "tf.compat.v1.train.AdamOptimizer docs"),
     mirrors="keras.optimizers.Adam",
-    defaults={**ADAM_DEFAULTS, "eps": 1e-7},
-    flags=FLAGS,
-    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD),
+    defaults={**ADAM_DEFAULTS, "eps": 1e-7, "decoupled_weight_decay": False},
+    flags=(*FLAGS, "decoupled_weight_decay"),
+    build=lambda f: chain(prepare_gradient(WD, LR, maximize=f["maximize"],
+                                           decoupled=f["decoupled_weight_decay"]),
                           _scale_by_adam_eps_hat(f["amsgrad"]), scale_by_lr(LR)),
-    notes="Keras's own weight_decay is decoupled and lr-scaled (see adamw); here weight_decay "
-          "is L2 as in adam, so that only the ε convention differs. Keras default ε̂ = 1e-7.",
+    notes="Keras's own weight_decay is decoupled and lr-scaled (decoupled_weight_decay=True, "
+          "θ −= θ·λ·γ before the step, Keras 3 BaseOptimizer._apply_weight_decay); by "
+          "default weight_decay is L2 as in adam, so that only the ε convention differs. "
+          "Keras default ε̂ = 1e-7.",
 )
 
 ADAM_AMSGRAD_REDDI = Spec(
@@ -117,4 +129,48 @@ ADAM_AMSGRAD_REDDI = Spec(
                           scale_by_lr(LR)),
 )
 
-register(ADAM, ADAMW, ADAMW_PAPER, ADAMW_FULLY_DECOUPLED, ADAM_EPS_HAT, ADAM_AMSGRAD_REDDI)
+ADAM_EPS_ROOT = Spec(
+    name="adam:eps-root",
+    summary="Adam with a second ε inside the root: m̂/(√(v̂ + ε_root) + ε) (optax)",
+    sources=("Kingma & Ba 2015, Algorithm 1", OPTAX),
+    mirrors="optax.adam",
+    defaults={**ADAM_DEFAULTS, "decoupled_weight_decay": False, "eps_root": 0.0},
+    flags=(*FLAGS, "decoupled_weight_decay"),
+    build=lambda f: chain(prepare_gradient(WD, LR, maximize=f["maximize"],
+                                           decoupled=f["decoupled_weight_decay"]),
+                          scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"], eps_root=EPS_ROOT),
+                          scale_by_lr(LR)),
+    notes="optax's eps_root (default 0) keeps the root differentiable at v̂ = 0; with "
+          "ε_root = 0 this is adam. optax.adam takes no weight decay.",
+)
+
+ADAMW_EPS_ROOT = _adamw(
+    "adamw:eps-root", "AdamW (lr-scaled decay) with ε_root inside the root (optax adamw)", LR,
+    OPTAX, {"weight_decay": 1e-4, "eps_root": 0.0}, eps_root=EPS_ROOT, mirrors="optax.adamw",
+    notes="optax chains scale_by_adam, add_decayed_weights and the learning rate: "
+          "θ ← θ − γ(u + λθ), the same as torch's θ(1 − γλ) − γu. optax's default λ is 1e-4.")
+
+
+def _scale_by_amsgrad_optax(f):
+    return scale_by_amsgrad_corrected(B1, B2, EPS, EPS_ROOT, correct_m=f["bias_correction_mu"],
+                                      correct_v=f["bias_correction_nu"])
+
+
+ADAM_AMSGRAD_OPTAX = Spec(
+    name="adam:amsgrad-optax",
+    summary="AMSGrad with the maximum over the bias-corrected v̂ (optax amsgrad)",
+    sources=("Reddi, Kale & Kumar 2018, Algorithm 2",
+             "optax 0.2.8 optax/_src/alias.py amsgrad, transform.py scale_by_amsgrad"),
+    mirrors="optax.amsgrad",
+    defaults={**{k: v for k, v in ADAM_DEFAULTS.items() if k != "amsgrad"}, "eps_root": 0.0,
+              "bias_correction_mu": True, "bias_correction_nu": True},
+    flags=("maximize", "bias_correction_mu", "bias_correction_nu"),
+    build=lambda f: chain(negate_if(f["maximize"]), add_l2(WD), _scale_by_amsgrad_optax(f),
+                          scale_by_lr(LR)),
+    notes="torch takes the maximum of the raw v and corrects it (adam with amsgrad); optax "
+          "corrects first, ṽₜ = max(ṽₜ₋₁, vₜ/(1 − β₂ᵗ)). bias_correction_mu = "
+          "bias_correction_nu = False is Reddi et al.'s form (adam:amsgrad-reddi) with ε_root.",
+)
+
+register(ADAM, ADAMW, ADAMW_PAPER, ADAMW_FULLY_DECOUPLED, ADAM_EPS_HAT, ADAM_AMSGRAD_REDDI,
+         ADAM_EPS_ROOT, ADAMW_EPS_ROOT, ADAM_AMSGRAD_OPTAX)

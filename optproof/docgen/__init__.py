@@ -151,21 +151,28 @@ def _plot_files(name: str) -> tuple[str, str]:
     return f"docs/plots/{name}.png", f"docs/plots/{name}.json"
 
 
-def write(out: Path | None = None, root: Path | None = None, *, audit: bool = False) -> Generated:
+def write(out: Path | None = None, root: Path | None = None, *, audit: bool = False,
+          conventions: dict | None = None) -> Generated:
     """Generate everything and write it under ``out`` (default: the checkout itself).
 
     With ``audit``, first rerun the framework audits and store them
-    (:func:`optproof.docgen.conventions.collect`).
+    (`optproof.docgen.conventions.collect`); ``conventions`` is such a result already
+    collected. Stored audits of an earlier run that this one did not produce are removed.
     """
-    from .conventions import DATA_PATH, collect, dump
+    from .conventions import AUDITS_DIR, collect, data_files
 
     root = root or repository_root()
     out = out or root
-    data = collect() if audit else None
-    gen = generate(root, conventions_data=data)
+    data = conventions if conventions is not None else collect() if audit else None
+    gen = generate(root, conventions_data=None if data is None else
+                   {k: v for k, v in data.items() if k != "audits"})
     files: dict[str, bytes] = {k: v.encode() for k, v in gen.text.items()}
     if data is not None:
-        files[DATA_PATH] = dump(data).encode()
+        files.update({k: v.encode() for k, v in data_files(data).items()})
+        stored = out / AUDITS_DIR
+        for old in sorted(stored.rglob("*.json")) if stored.is_dir() else ():
+            if old.relative_to(out).as_posix() not in files:
+                old.unlink()
     for name, data in gen.plot_data.items():
         png_path, json_path = _plot_files(name)
         files[png_path] = gen.png[name]
