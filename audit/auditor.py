@@ -82,6 +82,7 @@ class AuditResult:
     elapsed: float = 0.0
     rounding: Rounding | None = None  # the framework's precision model every hypothesis used
     defaults: DefaultsRun | None = None  # the target with its own defaults, measured
+    hyper: dict[str, Any] = field(default_factory=dict)  # --arg values and built-in ones
 
     @property
     def exit_code(self) -> int:
@@ -171,8 +172,8 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
     family = get_rule(expected).family
     base = {**_neutral(specs, fixed), **get_rule(TORCH_VARIANT.get(family, expected)).defaults}
     rounding = target.adapter.rounding(dtype)
-    hypotheses = [Hypothesis(s.name, s, conventions=conventions_of(s.name), rounding=rounding)
-                  for s in specs]
+    hypotheses = [Hypothesis(s.name, s, conventions=conventions_of(s.name, hyper=fixed),
+                             rounding=rounding) for s in specs]
     total = len(configs) + len(hypotheses) + 2
 
     def tick(what: str):
@@ -201,7 +202,7 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
         results[h.name] = compare(h, observations, dtype, base, full=full)
     result = AuditResult(target.path, target.adapter.describe(), dtype, device, seed, steps,
                          expected, inference, group, configs, observations, results,
-                         rounding=rounding)
+                         rounding=rounding, hyper=fixed)
     tick("experiments")
     _experiments(result, target, base, timeout)
     result.defaults = _defaults(result, target, timeout)
@@ -387,7 +388,7 @@ def _instead(result: AuditResult) -> str:
     """How the matching variant ``result.best`` differs from the expected one, on the axes
     the audit measured (an unmeasured difference is named as such, with the reason)."""
     other = result.best
-    a, b = conventions_of(result.expected), conventions_of(other)
+    a, b = (conventions_of(name, hyper=result.hyper) for name in (result.expected, other))
     evidence = {e.axis: e for e in result.conventions}
     parts = []
     for axis in differences(a, b):
@@ -405,9 +406,9 @@ def _conventions(result: AuditResult) -> list[Evidence]:
     """The evidence on every axis of the best hypothesis (or, when nothing reproduces the
     target, of every hypothesis compared: the closest passing explanation per axis)."""
     results = {**result.variants, **result.probes}
-    expected = conventions_of(result.expected)
+    expected = conventions_of(result.expected, hyper=result.hyper)
     rows = {name: ({**expected, **r.hypothesis.conventions} if r.hypothesis.kind == "probe"
-                   else conventions_of(name)) for name, r in results.items()}
+                   else r.hypothesis.conventions) for name, r in results.items()}
     best = result.hypothesis(result.best)
     claimed = best.name if best is not None and best.matches else None
     axes = rows[claimed] if claimed else {a: None for row in rows.values() for a in row}

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .compare import HypothesisResult
@@ -112,9 +112,20 @@ CONVENTIONS: dict[str, dict[str, str]] = {
 }
 
 
-def conventions_of(name: str, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A variant's conventions (a probe passes its own in ``extra``)."""
-    return {**CONVENTIONS.get(name, {}), **(extra or {})}
+#: a convention that a hyperparameter switches on, and what it reads as where that
+#: hyperparameter is 0 in every run: at ε_root = 0 the rule is ε outside the root, the same
+#: rule as torch's, so no run can (or needs to) separate the two
+AT_ZERO = {ROOT: ("eps_root", OUT)}
+
+
+def conventions_of(name: str, extra: Mapping[str, str] | None = None,
+                   hyper: Mapping[str, Any] | None = None) -> dict[str, str]:
+    """A variant's conventions (a probe passes its own in ``extra``), as they read under
+    ``hyper``, the hyperparameters every run of the audit shares (`AT_ZERO`)."""
+    row = {**CONVENTIONS.get(name, {}), **(extra or {})}
+    hyper = hyper or {}
+    return {axis: AT_ZERO[value][1] if value in AT_ZERO and not hyper.get(AT_ZERO[value][0])
+            else value for axis, value in row.items()}
 
 
 def differences(a: Mapping[str, str], b: Mapping[str, str]) -> list[str]:

@@ -75,9 +75,9 @@ def test_weight_decay_is_not_measured_when_every_decay_configuration_was_skipped
 
 
 def test_the_conventions_matrix_row_says_not_measured():
-    from optproof.docgen.conventions import Target as Row, _row
+    from optproof.docgen.conventions import _row
     result = audit(_target(AdamWithoutDecay), steps=1)
-    row = _row(Row("torch", "tests.AdamWithoutDecay", "torch"), result)
+    row = _row("tests.AdamWithoutDecay", result)
     assert row["conventions"]["weight decay"] == "not measured"
 
 
