@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -59,6 +60,16 @@ def test_records_are_consistent(sgd_run):
         assert 1.0 in torch_ratios  # torch's fastest path (by median), paired with itself
     fused = [r for r in records if r["rule"] == "sgd" and r["impl"] == "fused"]
     assert all(r["ratio_torch_fused"] is not None for r in fused)
+    for r in records:  # optproof's for-loop and foreach, each against torch's same path
+        same = r["library"] == "optproof" and r["impl"] in ("for-loop", "foreach")
+        assert (r["ratio_same_path"] is not None) == same
+        if same:
+            torch_same = next(t for t in records if t["library"] == "torch"
+                              and (t["rule"], t["impl"]) == (r["rule"], r["impl"]))
+            assert r["ratio_same_path"] == pytest.approx(statistics.median(
+                a / b for a, b in zip(r["times_ms"], torch_same["times_ms"])))
+            lo, hi = r["ratio_same_path_ci"]
+            assert lo <= r["ratio_same_path"] <= hi
 
 
 def test_tables_are_printed_with_the_targets(sgd_run):
@@ -66,6 +77,7 @@ def test_tables_are_printed_with_the_targets(sgd_run):
     assert "optproof.torch_impl vs torch.optim" in stdout
     assert "float32 CPU targets" in stdout
     assert "≤ 1.00" in stdout and "≤ 0.33" in stdout
+    assert "for-loop and foreach: optproof / torch's same path" in stdout
 
 
 def test_the_records_name_the_kernel_build(sgd_run):
@@ -79,6 +91,7 @@ def test_the_records_name_the_kernel_build(sgd_run):
     (["--rules", "adam,lamb"], "rules must be a comma-separated list of sgd,"),
     (["--sizes", "10x0"], "sizes must be comma-separated TENSORSxNUMEL with positive integers"),
     (["--sizes", "1e6"], "sizes must be comma-separated TENSORSxNUMEL with positive integers"),
+    (["--clock", "cpu"], "--clock cpu needs --device cpu"),
 ])
 def test_bad_arguments_are_named_with_their_valid_values(argv, message):
     proc = subprocess.run([sys.executable, str(BENCH), *argv], capture_output=True, text=True,

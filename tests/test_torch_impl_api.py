@@ -162,7 +162,7 @@ def test_closure_and_params_without_grad():
 
 def test_foreach_none_uses_loop_on_cpu(monkeypatch):
     called = []
-    monkeypatch.setattr(_base.OptimizerBase, "_run", lambda self, g, ps, ops: called.append(ops))
+    monkeypatch.setattr(_base.OptimizerBase, "_run", lambda self, g, ps, states, ops: called.append(ops))
     p = clone_params(make_params())
     for x in p:
         x.grad = torch.ones_like(x)

@@ -15,16 +15,18 @@ only describes *its update rule*; everything else lives here:
   (``theta <- theta * (1 - lr * lambda)``, Loshchilov & Hutter 2019, Alg. 2 line 12);
 * two interchangeable *op backends* (:data:`LOOP` and :data:`FOREACH`).  An
   update rule is written once against the backend interface, on lists of
-  tensors.  The for-loop path calls the rule once per tensor (lists of length 1,
-  per-tensor ``Tensor`` methods, low peak memory like torch's
-  ``_single_tensor_*``); the foreach path calls it once per ``(device, dtype)``
-  bucket with ``torch._foreach_*`` ops (like torch's ``_multi_tensor_*``).
+  tensors.  The for-loop path calls the rule once per run of small tensors
+  (`loop_runs`; per-tensor ``Tensor`` methods, each tensor through the very ops of
+  torch's ``_single_tensor_*``, temporaries bounded by a run); the foreach path calls it
+  once per ``(device, dtype)`` bucket with ``torch._foreach_*`` ops (like torch's
+  ``_multi_tensor_*``).
 
 Scalar coefficients (bias corrections, mu-products, clr, ...) are computed in
 Python float64 from ``step.item()`` exactly as torch does; with
-``capturable=True`` they are computed instead as 0-d float64 tensors on the
-parameter's device from the device-resident ``step`` (no ``.item()``, no host
-sync), and the backends fold tensor coefficients in with tensor products.
+``capturable=True``, and under ``torch.compile`` (as torch's ``_get_value`` does), they are
+computed instead as 0-d float64 tensors on the parameter's device from the device-resident
+``step`` (no ``.item()``, no host sync, no graph break), and the backends fold tensor
+coefficients in with tensor products.
 
 ``differentiable=True`` follows torch.optim 2.13 (``optimizer._use_grad_for_differentiable``
 and each ``_single_tensor_*``): ``step`` runs with autograd enabled instead of under
@@ -126,6 +128,36 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
     return list(buckets.values())
 
 
+#: most elements a run of the for-loop path holds (see `loop_runs`): 2**16, so that
+#: a temporary of a rule holds at most one tensor or 256 KiB of float32, and the tensors of a
+#: run stay in the L2 cache from one op of the rule to the next
+LOOP_RUN_ELEMENTS = 1 << 16
+
+
+def loop_runs(tensors: Sequence[Tensor]) -> list[list[int]]:
+    """Indices of ``tensors`` cut into runs for the for-loop path: consecutive tensors of one
+    device and dtype, real and dense, together at most `LOOP_RUN_ELEMENTS` elements (a larger
+    tensor, a complex one or one with a sparse gradient is a run of its own).
+
+    The rule is called once per run with the per-tensor backend, whose every op loops over
+    the run's tensors: each tensor sees the very operations of a call of its own (bitwise the
+    same results as torch's ``_single_tensor_*``), the rule's Python bookkeeping is paid once
+    per run instead of once per tensor, and a temporary of the rule never holds more than a
+    run (torch's for-loop: one tensor; the foreach path: the whole bucket)."""
+    runs: list[list[int]] = []
+    size, key = 0, None
+    for i, t in enumerate(tensors):
+        alone = t.is_complex() or t.grad.is_sparse
+        k = (t.device, t.dtype)
+        if alone or k != key or size + t.numel() > LOOP_RUN_ELEMENTS or not runs:
+            runs.append([i])
+            size, key = t.numel(), (None if alone else k)
+        else:
+            runs[-1].append(i)
+            size += t.numel()
+    return runs
+
+
 def _real(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if torch.is_complex(t) else t
 
@@ -133,8 +165,8 @@ def _real(t: Tensor) -> Tensor:
 # --------------------------------------------------------------------------- op backends
 
 
-def _each(s: Any, n: int) -> list:
-    return list(s) if isinstance(s, (list, tuple)) else [s] * n
+def _each(s: Any, n: int) -> Sequence:
+    return s if isinstance(s, (list, tuple)) else [s] * n
 
 
 def _saved(x: Tensor, s: Any) -> Tensor:
@@ -464,14 +496,17 @@ class OptimizerBase(torch.optim.Optimizer):
             return
         needs_state = self._needs_state(group)
         widen = group.get("state_dtype") is not None
-        sparse = []
-        for p in params:
-            if p.grad.is_sparse:
-                if self._sparse_error is not None:
-                    raise RuntimeError(self._sparse_error)
-                sparse.append(p)
+        # Each state dict is looked up here, from the group's own parameter list, and handed
+        # down with its parameter: under torch.compile, a call of `_run` that graph-breaks
+        # is traced as a frame of its own, and dynamo 2.13 resolves ``self.state[p]`` there
+        # to "the i-th key of ``self.state``" with no guard on which parameter ``p`` is: the
+        # graph built for the first parameter's call was replayed for every later call (with
+        # ``.item()`` of the step in every call, the first step advanced once per parameter).
+        states = self._states(group, params)
+        for p, state in zip(params, states):
+            if p.grad.is_sparse and self._sparse_error is not None:
+                raise RuntimeError(self._sparse_error)
             if needs_state:
-                state = self.state[p]
                 self._init_state(group, p, state)
                 if widen:
                     _widen_state(group, p, state)
@@ -488,14 +523,22 @@ class OptimizerBase(torch.optim.Optimizer):
         if foreach and differentiable and not self._foreach_differentiable:
             raise AssertionError("_foreach ops don't support autograd")
         if not foreach:
-            for p in params:
-                self._run(group, [p], LOOP)
+            for idx in loop_runs(params):
+                self._run(group, [params[i] for i in idx], [states[i] for i in idx], LOOP)
             return
-        for p in sparse:  # torch falls back to per-tensor ops for sparse grads too
-            self._run(group, [p], LOOP)
-        dense = [p for p in params if not p.grad.is_sparse]
-        for idx in group_by_device_and_dtype(dense):
-            self._run(group, [dense[i] for i in idx], FOREACH)
+        dense = []
+        for i, p in enumerate(params):
+            if p.grad.is_sparse:  # torch falls back to per-tensor ops for sparse grads too
+                self._run(group, [p], [states[i]], LOOP)
+            else:
+                dense.append(i)
+        for idx in group_by_device_and_dtype([params[i] for i in dense]):
+            idx = [dense[i] for i in idx]
+            self._run(group, [params[i] for i in idx], [states[i] for i in idx], FOREACH)
+
+    def _states(self, group: dict[str, Any], params: list[Tensor]) -> list[dict[str, Any]]:
+        """The state dict of each of ``params`` (shared empty dicts when the rule keeps none)."""
+        return [self.state[p] for p in params] if self._needs_state(group) else [{}] * len(params)
 
     def _check_capturable(self, params: list[Tensor]) -> None:
         devices = capturable_supported_devices()
@@ -509,23 +552,30 @@ class OptimizerBase(torch.optim.Optimizer):
                     f"devices: {devices}."
                 )
 
-    def _run(self, group: dict[str, Any], params: list[Tensor], ops: _LoopOps) -> None:
-        """Common prologue (step, complex views, maximize, weight decay), then the rule."""
-        capturable = bool(group.get("capturable"))
+    def _run(self, group: dict[str, Any], params: list[Tensor], states: list[dict[str, Any]],
+             ops: _LoopOps) -> None:
+        """Common prologue (step, complex views, maximize, weight decay), then the rule
+        (``states``: the state dict of each parameter)."""
+        # under torch.compile the scalars stay 0-d tensors computed from the step, as torch's
+        # ``_get_value`` keeps them: no ``.item()`` to break the graph once per call, and no
+        # host float for the compiler to turn into a graph input
+        capturable = bool(group.get("capturable")) or torch.compiler.is_compiling()
         differentiable = bool(group.get("differentiable"))
-        states = [self.state[p] for p in params] if self._needs_state(group) else [{}] * len(params)
-        view = _real if self._view_complex else (lambda t: t)
         b = Bucket(
-            params=[view(p) for p in params],
-            grads=[view(p.grad) for p in params],
-            state={k: [view(s[k]) for s in states] for k in self._tensor_state_keys_for(group)},
+            params=params,
+            grads=[p.grad for p in params],
+            state={k: [s[k] for s in states] for k in self._tensor_state_keys_for(group)},
             states=states,
-            lr=_scalar(group["lr"], capturable, params[0].device, differentiable),
+            lr=_scalar(group["lr"], capturable, params[0], differentiable),
             weight_decay=_scalar(group.get("weight_decay", 0), False, None, differentiable),
             capturable=capturable,
             differentiable=differentiable,
         )
-        stores = _widen(b, group.get("state_dtype"))
+        if self._view_complex and params[0].is_complex():  # a bucket holds one dtype
+            b.params, b.grads = [_real(p) for p in params], [_real(g) for g in b.grads]
+            b.state = {k: [_real(t) for t in ts] for k, ts in b.state.items()}
+        state_dtype = group.get("state_dtype")
+        stores = _widen(b, state_dtype) if state_dtype is not None else ()
         if self._has_step:
             steps = [s["step"] for s in states]
             if ops.foreach and steps[0].is_cpu:
@@ -577,15 +627,14 @@ def _widen_state(group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> Non
             state[key] = value.to(dtype)
 
 
-def _widen(b: Bucket, state_dtype: torch.dtype | None) -> list[tuple[Tensor, Tensor]]:
+def _widen(b: Bucket, state_dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
     """Mixed precision on the for-loop and foreach paths: replace the bucket's bfloat16/float16
     params and grads by float32 working copies (exact) and return ``(param, copy)`` pairs
     that :meth:`OptimizerBase._run` stores back after the rule: every operation of the rule
     then rounds in float32 and the parameter is rounded to its dtype once, as in the fused
     kernels (the bound: ``optproof.reference.mixed.mixed_bounded_run``)."""
-    if state_dtype is None:
-        return []
     stores = []
+    b.params, b.grads = list(b.params), list(b.grads)
     for i, p in enumerate(b.params):
         dtype = torch.promote_types(p.dtype, state_dtype) if p.is_floating_point() else p.dtype
         if dtype != p.dtype:
@@ -595,16 +644,15 @@ def _widen(b: Bucket, state_dtype: torch.dtype | None) -> list[tuple[Tensor, Ten
     return stores
 
 
-def _scalar(x: Any, capturable: bool, device: torch.device | None,
-            differentiable: bool = False) -> Any:
+def _scalar(x: Any, capturable: bool, like: Tensor | None, differentiable: bool = False) -> Any:
     """A hyperparameter as used in the math: Python float (``.item()`` of a
-    Tensor), or a 0-d tensor on ``device`` when capturable; under ``differentiable`` a
+    Tensor), or a 0-d tensor on ``like``'s device when capturable; under ``differentiable`` a
     Tensor that requires grad is kept, squeezed to 0-d (torch's ``_to_scalar``)."""
     if isinstance(x, Tensor):
         if differentiable and x.requires_grad:
             return x.squeeze() if x.dim() else x
         if capturable:
-            return x.reshape(()).to(device=device, dtype=torch.float64)
+            return x.reshape(()).to(device=like.device, dtype=torch.float64)
         return x.item()
     return x
 

@@ -108,11 +108,11 @@ class Adagrad(OptimizerBase):
     def _decay_lrs(self, group: dict[str, Any], b: Bucket) -> list[Any]:
         return self._clr(group, b)
 
-    def _run(self, group: dict[str, Any], params: list[Tensor], ops) -> None:
+    def _run(self, group: dict[str, Any], params: list[Tensor], states, ops) -> None:
         if params[0].grad.is_sparse and group["weight_decay"] != 0:
             if not group["decoupled_weight_decay"]:
                 raise RuntimeError("weight_decay option is not compatible with sparse gradients")
-        super()._run(group, params, ops)
+        super()._run(group, params, states, ops)
 
     def _update(self, group: dict[str, Any], b: Bucket, ops) -> None:
         clr = self._clr(group, b)

@@ -145,7 +145,10 @@ class NAdam(OptimizerBase):
         mu_nexts = [beta1 * (1.0 - 0.5 * (0.96 ** ((t + 1) * psi))) for t in b.t]
         mu_products = []
         for state, mu in zip(b.states, mus):
-            state["mu_product"].mul_(mu)
+            if torch.compiler.is_compiling():  # inductor 2.13 drops this in-place product
+                state["mu_product"] = state["mu_product"] * mu
+            else:
+                state["mu_product"].mul_(mu)
             mp = state["mu_product"]
             mu_products.append(mp if b.capturable or b.differentiable else mp.item())
 

@@ -277,7 +277,8 @@ def _run_foreach(optimizer, group, params) -> None:
     from .._base import FOREACH, group_by_device_and_dtype
 
     for idx in group_by_device_and_dtype(params):
-        optimizer._run(group, [params[i] for i in idx], FOREACH)
+        bucket = [params[i] for i in idx]
+        optimizer._run(group, bucket, optimizer._states(group, bucket), FOREACH)
 
 
 def _fallback(optimizer, group, params) -> list:
