@@ -15,6 +15,6 @@ only when used.
 
 from __future__ import annotations
 
-from .base import Adapter, Session, Unsupported
+from .base import Adapter, QuantizedState, Session, Unsupported
 
-__all__ = ["Adapter", "Session", "Unsupported"]
+__all__ = ["Adapter", "QuantizedState", "Session", "Unsupported"]
