@@ -7,7 +7,8 @@ that applies L2 decay is caught because the ``adam`` variant, not ``adamw``, rep
 =========  =====================================================================================
 group      variants (registered in ``optproof.derivations.specs``)
 =========  =====================================================================================
-adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi
+adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adamw:decay-after, adam:eps-hat,
+           adam:amsgrad-reddi
 sgd        sgd, sgdw, sgd:sutskever, sgd:optax-trace
 adagrad    adagrad, adagrad:keras
 adadelta   adadelta
@@ -31,8 +32,8 @@ from optproof.derivations import Spec, rule, rules
 __all__ = ["GROUPS", "IMPLIED", "group_of", "variants", "infer_rule", "TORCH_VARIANT"]
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adam:eps-hat",
-             "adam:amsgrad-reddi"),
+    "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adamw:decay-after",
+             "adam:eps-hat", "adam:amsgrad-reddi"),
     "sgd": ("sgd", "sgdw", "sgd:sutskever", "sgd:optax-trace"),
     "adagrad": ("adagrad", "adagrad:keras"),
     "adadelta": ("adadelta",),
@@ -51,6 +52,7 @@ IMPLIED: dict[str, dict[str, bool]] = {
     "adamw": {"decoupled_weight_decay": True},
     "adamw:paper": {"decoupled_weight_decay": True},
     "adamw:fully-decoupled": {"decoupled_weight_decay": True},
+    "adamw:decay-after": {"decoupled_weight_decay": True},
     "sgdw": {"decoupled_weight_decay": True},
     "adam:amsgrad-reddi": {"amsgrad": True},
 }

@@ -17,6 +17,7 @@ probe                           what the target does instead
 ``~lr-decay-off-by-one``        Adagrad: γₜ = γ/(1 + tκ)
 ``~eps-outside``                Adadelta: (√u + ε)/(√v + ε)
 ``~maximize-ignored``           the expected rule with maximize=False
+``~amsgrad-ignored``            the expected rule with amsgrad=False (a keyword taken and dropped)
 ``~step-per-parameter``         one counter advanced once per parameter tensor: tensor i of n
                                 uses t' = n(t − 1) + i + 1 in its bias corrections
 ``~shared-state``               one state (m, v, …) shared by all parameter tensors, threaded
@@ -199,6 +200,11 @@ def structural_probes(expected: str, dtype: str) -> list[Hypothesis]:
                    flags={"maximize": False}, implied=implied,
                    conventions={"maximize": "ignored (fault)"},
                    needs=lambda c: bool(c.hyper.get("maximize"))),
+        *([Hypothesis(f"{base.name}~amsgrad-ignored", base, kind="probe",
+                      fault="amsgrad ignored: the target takes the keyword and runs plain Adam",
+                      flags={"amsgrad": False}, implied=implied,
+                      conventions={"AMSGrad": "ignored (fault)"}, needs=_amsgrad)]
+          if "amsgrad" in base.flags else []),
         Hypothesis(f"{base.name}~step-per-parameter", base, kind="probe",
                    fault="step counter advanced once per parameter tensor instead of once per "
                          "step (tensor i of n at step t uses t' = n(t − 1) + i + 1)",

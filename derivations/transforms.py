@@ -153,7 +153,9 @@ def scale_by_adam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, amsgrad: bool) -> T
 
 
 def add_decayed_weights(wd: Hyper, scale: Hyper | sp.Expr | None) -> Transform:
-    """Decoupled weight decay on the parameter: θₜ ← θₜ₋₁ − s·λ·θₜ₋₁, before the step.
+    """Decoupled weight decay on the parameter: θ ← θ − s·λ·θ, on the parameter as the chain
+    has it there: before the step (torch AdamW), or after it on the stepped parameter
+    (bitsandbytes' CUDA kernels, ``adamw:decay-after``).
 
     ``scale`` is the hyperparameter s multiplying λ: the learning rate γ (torch AdamW, optax,
     Keras), the schedule multiplier ηₜ (Loshchilov & Hutter 2019, Algorithm 2), or ``None``
