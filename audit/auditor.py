@@ -5,6 +5,12 @@ Verdict (exit status of ``optproof audit``):
 * **conformant** (0) — the expected variant (``--rule``, the adapter's declared variant, or
   the torch.optim variant the class name names) reproduces every step of every configuration
   the target ran, within the derived bound, and no experiment failed;
+* **unverified** (1) — a low-bit optimizer whose state is quantized
+  ([quantization][optproof.audit.quantization]): the configurations that ran with float
+  state conform, but the quantized path was only measured (its error against the exact rule
+  per step), not checked against a derived bound; where the configurations themselves ran
+  on quantized state, no float variant can reproduce them and the report says so rather than
+  naming a deviation;
 * **deviation** (1) — otherwise: the report says which registered variant reproduces the
   target instead (its conventions then differ from the expected ones on the named axes), or
   which probe (a named fault, :mod:`.probes`) does, or that none does and which came closest;
@@ -31,6 +37,7 @@ from .conventions import AXES, conventions_of, differences
 from .evaluate import Hypothesis
 from .families import TORCH_VARIANT, group_of, infer_rule, variants
 from .probes import probes_for, structural_probes
+from .quantization import Quantization, quantization
 from .target import Target, TargetError, load_target
 
 __all__ = ["AuditUsageError", "AuditResult", "audit", "DTYPES"]
@@ -72,11 +79,12 @@ class AuditResult:
     best_kind: str = "variant"
     diagnosis: list[str] = field(default_factory=list)
     conventions: list[tuple[str, str, str]] = field(default_factory=list)
+    quantization: Quantization | None = None
     elapsed: float = 0.0
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "conformant" else 1
+        return 0 if self.verdict == "conformant" else 1  # "unverified" claims nothing
 
     @property
     def expected_result(self) -> HypothesisResult:
@@ -218,6 +226,19 @@ def _experiments(result: AuditResult, target: Target, base, timeout) -> None:
                                             timeout=timeout, expected_keys=keys)
             if experiment:
                 result.experiments.append(experiment)
+    found = quantization(adapter, result.expected, base, result.dtype, result.device, result.seed)
+    if found is not None:
+        result.quantization = found
+        if found.error:
+            result.findings.append(found.error)
+        else:
+            result.experiments.append(driving.Experiment(
+                "quantized state", "tensors of " + "/".join(map(str, found.sizes)) + " elements",
+                True, found.describe(), measured=True))
+
+
+def _quantized_configs(result: AuditResult) -> list[str]:
+    return [o.config.name for o in result.observations if any(o.quantized)]
 
 
 def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None:
@@ -230,8 +251,23 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
     matching = _explaining(result.variants.values(), failed)
     nonfinite = [c.first for c in expected.configs.values()
                  if c.first is not None and "returned" in c.first.problem]
-    if expected.matches and not structural:
+    coded = _quantized_configs(result)
+    if coded:
+        result.verdict, result.best = "unverified", result.expected
+        result.diagnosis.append(
+            f"the state is quantized in configuration(s) {', '.join(coded)}: a float variant "
+            f"cannot reproduce a step that reads dequantized state, and no quantized-state "
+            f"oracle checked it; the comparisons below measure the quantization error, they "
+            f"do not name a convention")
+    elif expected.matches and not structural:
         result.verdict, result.best = "conformant", result.expected
+        if result.quantization is not None and result.quantization.quantized:
+            result.verdict = "unverified"
+            result.diagnosis.append(
+                f"every configuration ran with float state (tensors below the quantization "
+                f"threshold) and conforms to {result.expected}; the state is "
+                f"{result.quantization.threshold()}: that path was measured (quantized state "
+                f"experiment), not checked against a derived bound")
     else:
         result.verdict = "deviation"
         if expected.matches:
@@ -283,7 +319,7 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
         first = expected.first
         if first is not None:
             result.diagnosis.append(f"first divergence from {result.expected}: {first.describe()}")
-    result.conventions = _conventions(result)
+    result.conventions = [] if coded else _conventions(result)  # none measured on codes
 
 
 ROUNDING_LEVEL = 2.0

@@ -61,5 +61,8 @@ def read_quantized(optimizer: Any, param: Any) -> dict[str, QuantizedState]:
 
 
 def bitsandbytes_adapter(target, name, extra=None) -> TorchAdapter:
-    return TorchAdapter(target, name, framework="bitsandbytes", extra=extra,
+    # the 8-bit classes refuse amsgrad=True with a ValueError: a configuration asking for it
+    # is skipped; the others take it (and ignore it, which the audit must see)
+    rename = {"amsgrad": (None, None)} if "8bit" in name else None
+    return TorchAdapter(target, name, framework="bitsandbytes", extra=extra, rename=rename,
                         state_keys=STATE_VIEW, quantized=read_quantized)
