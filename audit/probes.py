@@ -8,6 +8,7 @@ symbolic transforms (so its reference and bound come out of the same machinery):
 probe                           what the target does instead
 ==============================  ==================================================================
 ``~eps-inside``                 Adam family: m̂/√(v̂ + ε) (ε inside the root)
+``~eps-floor``                  Adam family: m̂/max(√v̂, ε) (ε as a floor; heavyball)
 ``~no-m-correction``            m̂ = m (first-moment bias correction missing)
 ``~no-v-correction``            v̂ = v (second-moment bias correction missing)
 ``~no-corrections``             neither moment bias-corrected
@@ -70,7 +71,7 @@ def _adam_start(base: Spec, f):
 
 
 def _adam_probe(base: Spec, suffix: str, summary: str, *, eps_inside=False, correct_m=True,
-                correct_v=True, max_of_vhat=False) -> Spec:
+                correct_v=True, max_of_vhat=False, eps_floor=False) -> Spec:
     def build(f):
         def direction(b):
             amsgrad = f.get("amsgrad", False)
@@ -79,7 +80,11 @@ def _adam_probe(base: Spec, suffix: str, summary: str, *, eps_inside=False, corr
             vh = bias_correct(b, v, B2, "v") if correct_v else v
             if amsgrad and max_of_vhat:
                 vh = running_max(b, "max_exp_avg_sq", "vtilde", vh, "maximum of v̂")
-            divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside)
+            if eps_floor:  # heavyball 3.2.1 utils.eps_sqrt: sqrt(v).clamp(min=eps)
+                b.update = b.let(sp.Symbol("u_t", real=True),
+                                 mh / sp.Max(sp.sqrt(vh), b.hyper(EPS)), "ε as a floor of the root")
+            else:
+                divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside)
         return chain(_adam_start(base, f), direction, scale_by_lr(LR))
     return _spec(base, suffix, summary, build)
 
@@ -153,6 +158,9 @@ def probes_for(expected: str) -> list[Hypothesis]:
             _h(_adam_probe(base, "eps-inside", "ε inside the root", eps_inside=True),
                "ε inside the square root: m̂/√(v̂ + ε) instead of m̂/(√v̂ + ε)",
                "epsilon", "inside the root: m̂/√(v̂ + ε) (fault)", base),
+            _h(_adam_probe(base, "eps-floor", "ε as a floor of the root", eps_floor=True),
+               "ε as a floor of the root: m̂/max(√v̂, ε) instead of m̂/(√v̂ + ε) (heavyball)",
+               "epsilon", "a floor of the root: m̂/max(√v̂, ε)", base),
             _h(_adam_probe(base, "no-m-correction", "m not bias-corrected", correct_m=False),
                "first-moment bias correction 1/(1 − β₁ᵗ) missing",
                "bias correction", "second moment only (fault)", base),

@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .lowbit import matrix_rows
+
 __all__ = ["TARGETS", "Target", "collect", "installed", "conventions_page", "DATA_PATH"]
 
 #: where the committed audit results live, relative to the repository root
@@ -48,6 +50,7 @@ TARGETS: tuple[Target, ...] = (
     *_targets("Keras", "keras", "keras.optimizers", "SGD Adagrad Adadelta RMSprop Adam AdamW Nadam"),
     *_targets("timm", "timm", "timm.optim", "SGDW AdamWLegacy RMSpropTF NAdamLegacy"),
     *_targets("pytorch-optimizer", "pytorch_optimizer", "pytorch_optimizer", "SGDW AdaDelta"),
+    *(Target(*row) for row in matrix_rows()),  # bitsandbytes, torchao, DeepSpeed, heavyball
 )
 
 
