@@ -19,9 +19,8 @@ below is measured by the audit or by the experiment named in brackets:
   keeps m as codes of the signed dynamic map (``qmap1``) and v of the unsigned one
   (``qmap2``), with one float32 absmax per block of 256 elements (``absmax1``,
   ``absmax2``); a smaller tensor keeps float32 state [the quantization experiment].
-* Paged classes allocate paged (CUDA managed) buffers only for tensors of at least 10⁵
-  elements (``Optimizer8bit.get_state_buffer``): on CPU, smaller tensors run as the unpaged
-  class.
+* Paged classes warn on CPU ("Paged optimizers are not supported on CPU") and run as the
+  unpaged class.
 """
 
 from __future__ import annotations
