@@ -286,12 +286,21 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
             for h in probes_for(result.expected) + structural_probes(result.expected, dtype):
                 result.probes[h.name] = compare(h, obs, dtype, base, full=full)
             explaining = [result.probes[n] for n in _explaining(result.probes.values(), failed)]
+            both = None if explaining else _variant_and_probe(result, failed, dtype, base, full)
             if explaining:
                 best = explaining[0]
                 result.best, result.best_kind = best.name, "probe"
                 result.diagnosis.append(f"cause: {best.hypothesis.fault} (probe {best.name} "
                                         f"reproduces every step of {len(best.configs)} "
                                         f"configuration(s))" + _uncovered(best, failed))
+            elif both:
+                variant, best = both
+                result.best, result.best_kind = best.name, "probe"
+                passed = set(result.variants[variant].configs) - set(result.variants[variant].failed)
+                result.diagnosis.append(
+                    _instead(result, variant) + f"; and {best.hypothesis.fault} (probe "
+                    f"{best.name} reproduces every step of {len(best.configs)} "
+                    f"configuration(s))" + _uncovered(best, failed - passed))
             elif _rounding_level(expected):
                 result.best = result.expected
                 worst = max((c.first for c in expected.configs.values() if c.first),
@@ -323,6 +332,23 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
 
 
 ROUNDING_LEVEL = 2.0
+
+
+def _variant_and_probe(result: AuditResult, failed: set[str], dtype: str, base, full: bool):
+    """(variant, probe result) where a probe of another registered variant explains the
+    target: two differences at once, a convention and a fault (bitsandbytes' Adam decays
+    decoupled *and* ignores ``amsgrad``). The variant tried is the one that fails fewest
+    configurations; ``None`` when none of its probes explains the target."""
+    near = [r for r in result.variants.values()
+            if r.name != result.expected and r.configs and len(r.failed) < len(failed)]
+    if not near:
+        return None
+    closest = min(near, key=lambda r: (len(r.failed), r.score()))
+    for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
+        result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)
+        if _explaining([result.probes[h.name]], failed):
+            return closest.name, result.probes[h.name]
+    return None
 
 
 def _explaining(candidates, failed: set[str]) -> list[str]:
@@ -377,7 +403,8 @@ def _conventions(result: AuditResult) -> list[tuple[str, str, str]]:
     best = result.hypothesis(result.best)
     if best is None:
         return []
-    row = {**conventions_of(result.expected), **best.hypothesis.conventions} \
+    # a probe is named after the variant it mutates (``adamw~amsgrad-ignored``)
+    row = {**conventions_of(best.name.split("~")[0]), **best.hypothesis.conventions} \
         if best.hypothesis.kind == "probe" else conventions_of(best.name)
     out = []
     for axis in [*AXES, *[a for a in row if a not in AXES]]:

@@ -8,7 +8,8 @@ symbolic transforms (so its reference and bound come out of the same machinery):
 probe                           what the target does instead
 ==============================  ==================================================================
 ``~eps-inside``                 Adam family: m̂/√(v̂ + ε) (ε inside the root)
-``~eps-floor``                  Adam family: m̂/max(√v̂, ε) (ε as a floor; heavyball)
+``~eps-floor``                  Adam family and NAdam: ε as a floor of the root, max(√v̂, ε)
+                                (heavyball)
 ``~no-m-correction``            m̂ = m (first-moment bias correction missing)
 ``~no-v-correction``            v̂ = v (second-moment bias correction missing)
 ``~no-corrections``             neither moment bias-corrected
@@ -43,8 +44,9 @@ from optproof.derivations import Spec, rule
 from optproof.derivations.symbols import hyper, t
 from optproof.derivations.transforms import (DECAYED_LR, add_decayed_weights, adam_moments,
                                              bias_correct, chain, descend, divide_by_root, ema,
-                                             negate_if, prepare_gradient, running_max,
-                                             scale_by_adagrad, scale_by_lr)
+                                             nadam_schedule, negate_if, prepare_gradient,
+                                             running_max, scale_by_adagrad, scale_by_lr,
+                                             scale_by_nadam)
 
 from .evaluate import Hypothesis
 from .families import IMPLIED
@@ -54,6 +56,7 @@ __all__ = ["probes_for", "structural_probes"]
 LR, B1, B2, EPS, WD = (hyper(k) for k in ("lr", "betas[0]", "betas[1]", "eps", "weight_decay"))
 MU, TAU, KAPPA, S0, RHO = (hyper(k) for k in ("momentum", "dampening", "lr_decay",
                                               "initial_accumulator_value", "rho"))
+PSI = hyper("momentum_decay")
 
 
 def _spec(base: Spec, suffix: str, summary: str, build) -> Spec:
@@ -80,11 +83,7 @@ def _adam_probe(base: Spec, suffix: str, summary: str, *, eps_inside=False, corr
             vh = bias_correct(b, v, B2, "v") if correct_v else v
             if amsgrad and max_of_vhat:
                 vh = running_max(b, "max_exp_avg_sq", "vtilde", vh, "maximum of v̂")
-            if eps_floor:  # heavyball 3.2.1 utils.eps_sqrt: sqrt(v).clamp(min=eps)
-                b.update = b.let(sp.Symbol("u_t", real=True),
-                                 mh / sp.Max(sp.sqrt(vh), b.hyper(EPS)), "ε as a floor of the root")
-            else:
-                divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside)
+            divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside, eps_floor=eps_floor)
         return chain(_adam_start(base, f), direction, scale_by_lr(LR))
     return _spec(base, suffix, summary, build)
 
@@ -120,6 +119,15 @@ def _adagrad_off_by_one(base: Spec) -> Spec:
                                              decoupled=f.get("decoupled_weight_decay", False)),
                      scale_by_adagrad(EPS, S0, eps_inside=False), descend(DECAYED_LR))
     return _spec(base, "lr-decay-off-by-one", "Adagrad with γₜ = γ/(1 + tκ)", build)
+
+
+def _nadam_eps_floor(base: Spec) -> Spec:
+    def build(f):
+        return chain(prepare_gradient(WD, LR, maximize=f["maximize"],
+                                      decoupled=f["decoupled_weight_decay"]),
+                     nadam_schedule(B1, PSI), scale_by_nadam(B1, B2, EPS, eps_floor=True),
+                     descend(LR))
+    return _spec(base, "eps-floor", "NAdam with ε as a floor of the root", build)
 
 
 def _adadelta_eps_outside(base: Spec) -> Spec:
@@ -191,6 +199,10 @@ def probes_for(expected: str) -> list[Hypothesis]:
                       "γₜ = γ/(1 + tκ) instead of γ/(1 + (t − 1)κ)", "learning-rate decay",
                       "γₜ = γ/(1 + tκ) (fault)", base,
                       needs=lambda c: bool(c.hyper.get("lr_decay"))))
+    if base.name == "nadam":
+        out.append(_h(_nadam_eps_floor(base), "ε as a floor of the root: max(√v̂, ε) instead "
+                      "of √v̂ + ε (heavyball)", "epsilon", "a floor of the root: max(√v̂, ε)",
+                      base))
     if base.name == "adadelta":
         out.append(_h(_adadelta_eps_outside(base), "ε outside the roots: (√u + ε)/(√v + ε)",
                       "epsilon", "outside the roots (fault)", base))

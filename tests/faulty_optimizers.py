@@ -142,6 +142,15 @@ class AdamWAmsgradIgnored(_AdamW):
         return super().moments(state, g, b1, b2, False)
 
 
+class AdamDecoupledAmsgradIgnored(AdamWAmsgradIgnored):
+    """An "Adam" that decays decoupled and ignores ``amsgrad``: two differences at once
+    (bitsandbytes 0.50's Adam)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+
+
 class AdamWAmsgradMaxOfCorrected(_AdamW):
     """AMSGrad's maximum taken over the bias-corrected v̂ instead of the raw v."""
 
@@ -437,6 +446,8 @@ FAULTS = {
     "AdamMaximizeIgnored": ("adam", "float32", ["maximize ignored"]),
     "AdamWDecayAfterStep": ("adamw", "float32", ["behaves as adamw:decay-after", "after the update"]),
     "AdamWAmsgradIgnored": ("adamw", "float32", ["amsgrad ignored"]),
+    "AdamDecoupledAmsgradIgnored": ("adam", "float32", ["behaves as adamw rather than adam",
+                                                        "amsgrad ignored"]),
     "AdamStepPerParameter": ("adam", "float32", ["step counter advanced once per parameter"]),
     "TutorialAdam": ("adam", "float32", ["moments shared by all parameters",
                                          "advanced once per parameter"]),

@@ -43,13 +43,16 @@ def test_bitsandbytes_adamw_ignores_amsgrad():
     assert result.variants["adamw:decay-after"].first.config == "decay-schedule"
 
 
-def test_bitsandbytes_adam_decays_decoupled():
-    """bitsandbytes' Adam is AdamW with λ = 0 by default: given a λ it decays θ(1 − γλ)."""
+def test_bitsandbytes_adam_is_adamw_and_ignores_amsgrad():
+    """bitsandbytes' Adam is AdamW with λ = 0 by default: given a λ it decays θ(1 − γλ); and
+    it drops amsgrad: two differences, named together."""
     pytest.importorskip("bitsandbytes")
-    result = audit("bitsandbytes.optim.Adam", steps=STEPS, rule="adamw")
-    decay = result.variants["adamw"].configs["decay-schedule"]
-    assert decay.first is None  # adamw reproduces the decay configuration …
-    assert result.variants["adam"].configs["decay-schedule"].first is not None  # … L2 does not
+    result = audit("bitsandbytes.optim.Adam", steps=STEPS)
+    assert result.expected == "adam" and result.best == "adamw~amsgrad-ignored"
+    text = "\n".join(result.diagnosis)
+    assert "behaves as adamw rather than adam" in text and "amsgrad ignored" in text
+    assert "also diverge" not in text
+    assert dict((a, d) for a, d, _ in result.conventions)["weight decay"].startswith("decoupled")
 
 
 def test_bitsandbytes_8bit_state_is_quantized_above_its_threshold_and_not_called_conformant():

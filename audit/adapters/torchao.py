@@ -80,9 +80,10 @@ class _Unrunnable:
 
 
 def torchao_adapter(target, name, extra=None) -> TorchAdapter:
-    if name == "CPUOffloadOptimizer":
-        target = _Unrunnable("torchao's CPUOffloadOptimizer asserts a CUDA or XPU device "
-                             "(its CPU step is torch.optim.AdamW, fused, unless another "
-                             "optimizer_class is given)")
-    return TorchAdapter(target, name, framework="torchao", extra=extra,
+    expected = None
+    if name == "CPUOffloadOptimizer":  # wraps torch.optim.AdamW unless told otherwise
+        target, expected = _Unrunnable("torchao's CPUOffloadOptimizer asserts a CUDA or XPU "
+                                       "device (its CPU step is torch.optim.AdamW, fused, "
+                                       "unless another optimizer_class is given)"), "adamw"
+    return TorchAdapter(target, name, framework="torchao", extra=extra, expected_rule=expected,
                         quantized=read_quantized, stance="force_eager")
