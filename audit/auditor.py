@@ -344,10 +344,11 @@ def _variant_and_probe(result: AuditResult, failed: set[str], dtype: str, base, 
     if not near:
         return None
     closest = min(near, key=lambda r: (len(r.failed), r.score()))
+    left = set(closest.failed)  # what the variant leaves for a probe of it to explain
     for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
-        result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)
-        if _explaining([result.probes[h.name]], failed):
-            return closest.name, result.probes[h.name]
+        probe = result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)
+        if probe.matches and left <= set(probe.configs):
+            return closest.name, probe
     return None
 
 

@@ -185,12 +185,18 @@ def conventions_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], 
         notes = [(r["target"], d) for r in rows for d in r.get("diagnosis", [])]
         if notes:
             out += ["Diagnoses:", ""] + [f"- `{t}`: {_cell(d)}" for t, d in notes] + [""]
-    others = [r for r in data["rows"] if not r.get("group")]
-    if others:
-        out += ["## Not audited", "", "| target | framework | why |", "|---|---|---|"]
-        out += [f"| `{r['target']}` | {r['framework']} | {_cell(r.get('verdict'))}: "
-                f"{_cell('; '.join(r.get('diagnosis', [])))} |" for r in others]
+    out += not_audited(data["rows"])
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def not_audited(rows) -> list[str]:
+    """The section listing the rows without an audit (not importable, refused), and why."""
+    others = [r for r in rows if not r.get("group")]
+    if not others:
+        return []
+    return ["## Not audited", "", "| target | framework | why |", "|---|---|---|"] + [
+        f"| `{r['target']}` | {r['framework']} | {_cell(r.get('verdict'))}: "
+        f"{_cell('; '.join(r.get('diagnosis', [])))} |" for r in others]
 
 
 def _link(rule_link: Callable[[str], str], name: str) -> str:
