@@ -9,7 +9,9 @@ keeps as codes and in which format (bits, block size, scale rule, code map).
 
 On the largest quantized tensor it measures the error of θₜ against the *exact* expected
 rule run from the same start with exact state (``optproof.reference.run``), in ULPs of the
-audited dtype at the exact value, per step. At step 1 the state read is zero, which every
+audited dtype at the exact value, per step. The experiment sets λ = 0, where Adam and every
+AdamW agree, so that the error is the quantization's and not a decay convention's (those
+are the configurations' to separate). At step 1 the state read is zero, which every
 map represents exactly, so the error is rounding only; from step 2 on the target reads
 dequantized state and the error includes the quantization of mₜ₋₁ and vₜ₋₁. These numbers
 are measurements, not a verdict: whether a step is right *given* the quantized state is the
@@ -36,7 +38,7 @@ __all__ = ["SIZES", "Quantization", "quantization"]
 #: one below and at bitsandbytes' and torchao's 4096-element threshold, and 4096 + 128: a
 #: whole number of torchao's 4-bit blocks (128) but not of its 8-bit ones (256)
 SIZES = (4095, 4096, 4224)
-HYPER = {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.1}
+HYPER = {"lr": 0.01, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.0}
 STEPS = 3
 
 
