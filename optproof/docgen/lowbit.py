@@ -130,7 +130,8 @@ def collect(audit: Callable[..., Any] | None = None,
 
 
 def _decay(row: Mapping[str, Any]) -> str:
-    return row.get("conventions", {}).get("weight decay") or "not measured"
+    decay = row.get("conventions", {}).get("weight decay") or "not measured"
+    return f"the closest's: {decay}" if (row.get("worst_ratio") or 0) > 1 else decay
 
 
 def _quantized(row: Mapping[str, Any]) -> str:
@@ -167,8 +168,10 @@ def guide_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], str]) 
            "order, ε placement, bias correction), compared step by step with every variant of "
            "Adam, and stepped on tensors around its quantization threshold.", "",
            "How to read it:", "",
-           "* **follows** is the variant that reproduces every step within the derived bound "
-           "(on the audit's small tensors, whose state every library keeps in floating point);",
+           "* **follows** is the variant (or named fault, a *probe*) that reproduces every step "
+           "within the derived bound, on the audit's small tensors, whose state every library "
+           "keeps in floating point; where none does, the closest and its worst error over "
+           "its bound;",
            "* **verdict** *unverified* means those float-state steps conform, but the state of "
            "larger tensors is quantized and that path was only *measured*, not checked "
            "against a bound: no conformance is claimed for it;",
@@ -194,6 +197,8 @@ def guide_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], str]) 
         follows = r.get("follows")
         follows = _link(rule_link, follows) if follows and r.get("follows_kind") == "variant" \
             else f"`{follows}` ({r.get('follows_kind')})" if follows else "—"
+        if (r.get("worst_ratio") or 0) > 1:  # the closest hypothesis, not one that reproduces
+            follows = f"none; closest {follows} (error/bound {r['worst_ratio']:.3g})"
         cells = [f"`{r['target']}`", _link(rule_link, r["expected"]), follows,
                  _cell(r.get("verdict")), _cell(_decay(r)),
                  _cell((r.get("defaults") or {}).get("weight_decay")), _cell(_quantized(r)),
