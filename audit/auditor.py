@@ -7,6 +7,12 @@ Verdict (exit status of ``optproof audit``):
   configuration the target ran, within the bound derived under the framework's precision
   model (`Rounding`: Keras and optax compute their per-step scalars in float32 at float32;
   the model is named in the report), and no experiment failed;
+* **unverified** (1) — a low-bit optimizer whose state is quantized
+  ([quantization][optproof.audit.quantization]): the configurations that ran with float
+  state conform, but the quantized path was only measured (its error against the exact rule
+  per step), not checked against a derived bound; where the configurations themselves ran
+  on quantized state, no float variant can reproduce them and the report says so rather than
+  naming a deviation;
 * **deviation** (1) — otherwise: the report says which registered variant reproduces the
   target instead (its conventions then differ from the expected ones on the named axes), or
   which probe (a named fault, `probes`) does, or that none does — never naming a hypothesis
@@ -38,6 +44,7 @@ from .defaults import DefaultsRun, defaults_run
 from .evaluate import Hypothesis
 from .families import IMPLIED, TORCH_CLASSES, TORCH_VARIANT, group_of, infer_rule, variants
 from .probes import probes_for, structural_probes
+from .quantization import Quantization, quantization
 from .target import Target, TargetError, load_target
 
 __all__ = ["AuditUsageError", "AuditResult", "audit", "DTYPES"]
@@ -79,6 +86,7 @@ class AuditResult:
     best_kind: str = "variant"
     diagnosis: list[str] = field(default_factory=list)
     conventions: list[Evidence] = field(default_factory=list)
+    quantization: Quantization | None = None
     elapsed: float = 0.0
     rounding: Rounding | None = None  # the framework's precision model every hypothesis used
     defaults: DefaultsRun | None = None  # the target with its own defaults, measured
@@ -86,7 +94,7 @@ class AuditResult:
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.verdict == "conformant" else 1
+        return 0 if self.verdict == "conformant" else 1  # "unverified" claims nothing
 
     @property
     def expected_result(self) -> HypothesisResult:
@@ -276,6 +284,19 @@ def _experiments(result: AuditResult, target: Target, base, timeout) -> None:
                                             timeout=timeout, expected_keys=keys)
             if experiment:
                 result.experiments.append(experiment)
+    found = quantization(adapter, result.expected, base, result.dtype, result.device, result.seed)
+    if found is not None:
+        result.quantization = found
+        if found.error:
+            result.findings.append(found.error)
+        else:
+            result.experiments.append(driving.Experiment(
+                "quantized state", "tensors of " + "/".join(map(str, found.sizes)) + " elements",
+                True, found.describe(), measured=True))
+
+
+def _quantized_configs(result: AuditResult) -> list[str]:
+    return [o.config.name for o in result.observations if any(o.quantized)]
 
 
 def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None:
@@ -288,8 +309,23 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
     matching = _explaining(result.variants.values(), failed)
     nonfinite = [c.first for c in expected.configs.values()
                  if c.first is not None and "returned" in c.first.problem]
-    if expected.matches and not structural:
+    coded = _quantized_configs(result)
+    if coded:
+        result.verdict, result.best = "unverified", result.expected
+        result.diagnosis.append(
+            f"the state is quantized in configuration(s) {', '.join(coded)}: a float variant "
+            f"cannot reproduce a step that reads dequantized state, and no quantized-state "
+            f"oracle checked it; the comparisons below measure the quantization error, they "
+            f"do not name a convention")
+    elif expected.matches and not structural:
         result.verdict, result.best = "conformant", result.expected
+        if result.quantization is not None and result.quantization.quantized:
+            result.verdict = "unverified"
+            result.diagnosis.append(
+                f"every configuration ran with float state (tensors below the quantization "
+                f"threshold) and conforms to {result.expected}; the state is "
+                f"{result.quantization.threshold()}: that path was measured (quantized state "
+                f"experiment), not checked against a derived bound")
     else:
         result.verdict = "deviation"
         if expected.matches:
@@ -310,12 +346,21 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
                 h = replace(h, rounding=result.rounding)
                 result.probes[h.name] = compare(h, obs, dtype, base, full=full)
             explaining = [result.probes[n] for n in _explaining(result.probes.values(), failed)]
+            both = None if explaining else _variant_and_probe(result, failed, dtype, base, full)
             if explaining:
                 best = explaining[0]
                 result.best, result.best_kind = best.name, "probe"
                 result.diagnosis.append(f"cause: {best.hypothesis.fault} (probe {best.name} "
                                         f"reproduces every step of {len(best.configs)} "
                                         f"configuration(s))" + _uncovered(best, failed))
+            elif both:
+                variant, best = both
+                result.best, result.best_kind = best.name, "probe"
+                passed = set(result.variants[variant].configs) - set(result.variants[variant].failed)
+                result.diagnosis.append(
+                    _instead(result, variant) + f"; and {best.hypothesis.fault} (probe "
+                    f"{best.name} reproduces every step of {len(best.configs)} "
+                    f"configuration(s))" + _uncovered(best, failed - passed))
             elif _rounding_level(expected):
                 result.best = result.expected
                 worst = max((c.first for c in expected.configs.values() if c.first),
@@ -339,10 +384,28 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
         first = expected.first
         if first is not None:
             result.diagnosis.append(f"first divergence from {result.expected}: {first.describe()}")
-    result.conventions = _conventions(result)
+    result.conventions = [] if coded else _conventions(result)  # none measured on codes
 
 
 ROUNDING_LEVEL = 2.0
+
+
+def _variant_and_probe(result: AuditResult, failed: set[str], dtype: str, base, full: bool):
+    """(variant, probe result) where a probe of another registered variant explains the
+    target: two differences at once, a convention and a fault (bitsandbytes' Adam decays
+    decoupled *and* ignores ``amsgrad``). The variant tried is the one that fails fewest
+    configurations; ``None`` when none of its probes explains the target."""
+    near = [r for r in result.variants.values()
+            if r.name != result.expected and r.configs and len(r.failed) < len(failed)]
+    if not near:
+        return None
+    closest = min(near, key=lambda r: (len(r.failed), r.score()))
+    left = set(closest.failed)  # what the variant leaves for a probe of it to explain
+    for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
+        probe = result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)
+        if probe.matches and left <= set(probe.configs):
+            return closest.name, probe
+    return None
 
 
 def _explaining(candidates, failed: set[str]) -> list[str]:
@@ -407,7 +470,9 @@ def _conventions(result: AuditResult) -> list[Evidence]:
     target, of every hypothesis compared: the closest passing explanation per axis)."""
     results = {**result.variants, **result.probes}
     expected = conventions_of(result.expected, hyper=result.hyper)
-    rows = {name: ({**expected, **r.hypothesis.conventions} if r.hypothesis.kind == "probe"
+    # a probe is named after the variant it mutates (``adamw~amsgrad-ignored``)
+    rows = {name: ({**(conventions_of(name.split("~")[0], hyper=result.hyper) or expected),
+                    **r.hypothesis.conventions} if r.hypothesis.kind == "probe"
                    else r.hypothesis.conventions) for name, r in results.items()}
     best = result.hypothesis(result.best)
     claimed = best.name if best is not None and best.matches else None

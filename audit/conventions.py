@@ -45,6 +45,7 @@ L2 = "L2 (coupled): g ← g + λθ"
 DEC_LR = "decoupled, lr-scaled: θ ← θ(1 − γₜλ)"
 DEC_ETA = "decoupled, schedule-scaled: θ ← θ − ηₜλθ (ηₜ = γₜ/γ₁)"
 DEC_FULL = "fully decoupled: θ ← θ(1 − λ), not scaled by the lr"
+DEC_AFTER = "decoupled, lr-scaled, after the update: θ ← (θ − γₜu)(1 − γₜλ)"
 OUT = "outside the root: u/(√v + ε)"
 IN = "inside the root: u/√(v + ε)"
 V0 = "v₀ = initial_scale (optax; 1 in timm RMSpropTF, 0 in Keras)"
@@ -62,6 +63,8 @@ CONVENTIONS: dict[str, dict[str, str]] = {
                     "AMSGrad": AMS_TORCH},
     "adamw:fully-decoupled": {"weight decay": DEC_FULL, "epsilon": OUT, "bias correction": BOTH,
                               "AMSGrad": AMS_TORCH},
+    "adamw:decay-after": {"weight decay": DEC_AFTER, "epsilon": OUT, "bias correction": BOTH,
+                          "AMSGrad": AMS_TORCH},
     "adam:eps-hat": {"weight decay": L2, "epsilon": HAT, "bias correction": BOTH + " (folded into αₜ)",
                      "AMSGrad": AMS_TORCH},
     "adam:amsgrad-reddi": {"weight decay": L2, "epsilon": OUT, "bias correction": "none",

@@ -58,6 +58,7 @@ class ConfigObs:
     dropped: list[str] = field(default_factory=list)
     state_dtypes: list[dict[str, str]] = field(default_factory=list)
     raw_state_keys: list[set[str]] = field(default_factory=list)
+    quantized: list[list[str]] = field(default_factory=list)  # per tensor, keys held as codes
 
     @property
     def ran(self) -> bool:
@@ -66,12 +67,14 @@ class ConfigObs:
 
 @dataclass
 class Experiment:
-    """The outcome of an experiment that needs no reference."""
+    """The outcome of an experiment that needs no reference (``measured``: a measurement
+    that neither passes nor fails, such as which state a low-bit optimizer quantizes)."""
 
     name: str
     config: str
     passed: bool
     detail: str
+    measured: bool = False
 
 
 def _describe(error: BaseException) -> str:
@@ -153,6 +156,7 @@ def run_config(adapter: Adapter, config: Config, problem: Problem, defaults: Map
                                                          "raised", k + 1)
             break
     obs.state_dtypes = session.state_dtypes()
+    obs.quantized = [sorted(entry) for entry in session.quantized_state() or []]
     if hasattr(session, "raw_state_keys"):
         obs.raw_state_keys = session.raw_state_keys()
     return obs

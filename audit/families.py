@@ -7,8 +7,8 @@ that applies L2 decay is caught because the ``adam`` variant, not ``adamw``, rep
 =========  =====================================================================================
 group      variants (registered in ``optproof.derivations.specs``)
 =========  =====================================================================================
-adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi,
-           adam:eps-root, adamw:eps-root, adam:amsgrad-optax
+adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adamw:decay-after, adam:eps-hat,
+           adam:amsgrad-reddi, adam:eps-root, adamw:eps-root, adam:amsgrad-optax
 sgd        sgd, sgdw, sgd:sutskever, sgd:optax-trace
 adagrad    adagrad, adagrad:keras
 adadelta   adadelta
@@ -32,8 +32,9 @@ __all__ = ["GROUPS", "IMPLIED", "TORCH_CLASSES", "group_of", "variants", "infer_
            "TORCH_VARIANT"]
 
 GROUPS: dict[str, tuple[str, ...]] = {
-    "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adam:eps-hat",
-             "adam:amsgrad-reddi", "adam:eps-root", "adamw:eps-root", "adam:amsgrad-optax"),
+    "adam": ("adam", "adamw", "adamw:paper", "adamw:fully-decoupled", "adamw:decay-after",
+             "adam:eps-hat", "adam:amsgrad-reddi", "adam:eps-root", "adamw:eps-root",
+             "adam:amsgrad-optax"),
     "sgd": ("sgd", "sgdw", "sgd:sutskever", "sgd:optax-trace"),
     "adagrad": ("adagrad", "adagrad:keras"),
     "adadelta": ("adadelta",),
@@ -52,6 +53,7 @@ IMPLIED: dict[str, dict[str, bool]] = {
     "adamw": {"decoupled_weight_decay": True},
     "adamw:paper": {"decoupled_weight_decay": True},
     "adamw:fully-decoupled": {"decoupled_weight_decay": True},
+    "adamw:decay-after": {"decoupled_weight_decay": True},
     "sgdw": {"decoupled_weight_decay": True},
     "adam:amsgrad-reddi": {"amsgrad": True},
     "adam:amsgrad-optax": {"amsgrad": True},

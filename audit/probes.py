@@ -8,6 +8,8 @@ symbolic transforms (so its reference and bound come out of the same machinery):
 probe                           what the target does instead
 ==============================  ==================================================================
 ``~eps-inside``                 Adam family: m̂/√(v̂ + ε) (ε inside the root)
+``~eps-floor``                  Adam family and NAdam: ε as a floor of the root, max(√v̂, ε)
+                                (heavyball)
 ``~no-m-correction``            m̂ = m (first-moment bias correction missing)
 ``~no-v-correction``            v̂ = v (second-moment bias correction missing)
 ``~no-corrections``             neither moment bias-corrected
@@ -17,6 +19,7 @@ probe                           what the target does instead
 ``~lr-decay-off-by-one``        Adagrad: γₜ = γ/(1 + tκ)
 ``~eps-outside``                Adadelta: (√u + ε)/(√v + ε)
 ``~maximize-ignored``           the expected rule with maximize=False
+``~amsgrad-ignored``            the expected rule with amsgrad=False (a keyword taken and dropped)
 ``~step-per-parameter``         one counter advanced once per parameter tensor: tensor i of n
                                 uses t' = n(t − 1) + i + 1 in its bias corrections
 ``~shared-state``               one state (m, v, …) shared by all parameter tensors, threaded
@@ -43,8 +46,9 @@ from optproof.derivations import Spec, rule
 from optproof.derivations.symbols import hyper, t
 from optproof.derivations.transforms import (DECAYED_LR, add_decayed_weights, adam_moments,
                                              bias_correct, chain, descend, divide_by_root, ema,
-                                             negate_if, prepare_gradient, running_max,
-                                             scale_by_adagrad, scale_by_lr)
+                                             nadam_schedule, negate_if, prepare_gradient,
+                                             running_max, scale_by_adagrad, scale_by_lr,
+                                             scale_by_nadam)
 
 from .evaluate import Hypothesis
 from .families import IMPLIED
@@ -54,6 +58,7 @@ __all__ = ["probes_for", "structural_probes"]
 LR, B1, B2, EPS, WD = (hyper(k) for k in ("lr", "betas[0]", "betas[1]", "eps", "weight_decay"))
 MU, TAU, KAPPA, S0, RHO = (hyper(k) for k in ("momentum", "dampening", "lr_decay",
                                               "initial_accumulator_value", "rho"))
+PSI = hyper("momentum_decay")
 
 
 def _spec(base: Spec, suffix: str, summary: str, build) -> Spec:
@@ -71,7 +76,7 @@ def _adam_start(base: Spec, f):
 
 
 def _adam_probe(base: Spec, suffix: str, summary: str, *, eps_inside=False, correct_m=True,
-                correct_v=True, max_of_vhat=False) -> Spec:
+                correct_v=True, max_of_vhat=False, eps_floor=False) -> Spec:
     def build(f):
         def direction(b):
             amsgrad = f.get("amsgrad", False)
@@ -80,7 +85,7 @@ def _adam_probe(base: Spec, suffix: str, summary: str, *, eps_inside=False, corr
             vh = bias_correct(b, v, B2, "v") if correct_v else v
             if amsgrad and max_of_vhat:
                 vh = running_max(b, "max_exp_avg_sq", "vtilde", vh, "maximum of v̂")
-            divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside)
+            divide_by_root(b, mh, vh, EPS, eps_inside=eps_inside, eps_floor=eps_floor)
         return chain(_adam_start(base, f), direction, scale_by_lr(LR))
     return _spec(base, suffix, summary, build)
 
@@ -116,6 +121,15 @@ def _adagrad_off_by_one(base: Spec) -> Spec:
                                              decoupled=f.get("decoupled_weight_decay", False)),
                      scale_by_adagrad(EPS, S0, eps_inside=False), descend(DECAYED_LR))
     return _spec(base, "lr-decay-off-by-one", "Adagrad with γₜ = γ/(1 + tκ)", build)
+
+
+def _nadam_eps_floor(base: Spec) -> Spec:
+    def build(f):
+        return chain(prepare_gradient(WD, LR, maximize=f["maximize"],
+                                      decoupled=f["decoupled_weight_decay"]),
+                     nadam_schedule(B1, PSI), scale_by_nadam(B1, B2, EPS, eps_floor=True),
+                     descend(LR))
+    return _spec(base, "eps-floor", "NAdam with ε as a floor of the root", build)
 
 
 def _adadelta_eps_outside(base: Spec) -> Spec:
@@ -154,6 +168,9 @@ def probes_for(expected: str) -> list[Hypothesis]:
             _h(_adam_probe(base, "eps-inside", "ε inside the root", eps_inside=True),
                "ε inside the square root: m̂/√(v̂ + ε) instead of m̂/(√v̂ + ε)",
                "epsilon", "inside the root: m̂/√(v̂ + ε) (fault)", base),
+            _h(_adam_probe(base, "eps-floor", "ε as a floor of the root", eps_floor=True),
+               "ε as a floor of the root: m̂/max(√v̂, ε) instead of m̂/(√v̂ + ε) (heavyball)",
+               "epsilon", "a floor of the root: m̂/max(√v̂, ε)", base),
             _h(_adam_probe(base, "no-m-correction", "m not bias-corrected", correct_m=False),
                "first-moment bias correction 1/(1 − β₁ᵗ) missing",
                "bias correction", "second moment only (fault)", base),
@@ -184,6 +201,10 @@ def probes_for(expected: str) -> list[Hypothesis]:
                       "γₜ = γ/(1 + tκ) instead of γ/(1 + (t − 1)κ)", "learning-rate decay",
                       "γₜ = γ/(1 + tκ) (fault)", base,
                       needs=lambda c: bool(c.hyper.get("lr_decay"))))
+    if base.name == "nadam":
+        out.append(_h(_nadam_eps_floor(base), "ε as a floor of the root: max(√v̂, ε) instead "
+                      "of √v̂ + ε (heavyball)", "epsilon", "a floor of the root: max(√v̂, ε)",
+                      base))
     if base.name == "adadelta":
         out.append(_h(_adadelta_eps_outside(base), "ε outside the roots: (√u + ε)/(√v + ε)",
                       "epsilon", "outside the roots (fault)", base))
@@ -201,6 +222,11 @@ def structural_probes(expected: str, dtype: str) -> list[Hypothesis]:
                    flags={"maximize": False}, implied=implied,
                    conventions={"maximize": "ignored (fault)"},
                    needs=lambda c: bool(c.hyper.get("maximize"))),
+        *([Hypothesis(f"{base.name}~amsgrad-ignored", base, kind="probe",
+                      fault="amsgrad ignored: the target takes the keyword and runs plain Adam",
+                      flags={"amsgrad": False}, implied=implied,
+                      conventions={"AMSGrad": "ignored (fault)"}, needs=_amsgrad)]
+          if "amsgrad" in base.flags else []),
         Hypothesis(f"{base.name}~step-per-parameter", base, kind="probe",
                    fault="step counter advanced once per parameter tensor instead of once per "
                          "step (tensor i of n at step t uses t' = n(t − 1) + i + 1)",

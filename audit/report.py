@@ -45,7 +45,7 @@ def render(result: AuditResult, console: Console | None = None) -> None:
     """Print the report of ``result``."""
     console = console or Console(width=max(Console().width, 150))
     ok = result.verdict == "conformant"
-    style = "bold green" if ok else "bold red"
+    style = "bold green" if ok else "bold yellow" if result.verdict == "unverified" else "bold red"
     console.print(Text(f"optproof audit {result.target}", style="bold"),
                   f"({result.framework}, {result.dtype}, {result.device}, seed {result.seed}, "
                   f"{result.steps} steps × {len(result.configs)} configurations, "
@@ -121,6 +121,7 @@ def render(result: AuditResult, console: Console | None = None) -> None:
         for col in ("experiment", "configuration", "result"):
             table.add_column(col)
         for e in result.experiments:
-            table.add_row(e.name, e.config, ("[green]passed[/] " if e.passed else "[red]failed[/] ")
-                          + e.detail)
+            outcome = "measured " if e.measured else \
+                "[green]passed[/] " if e.passed else "[red]failed[/] "
+            table.add_row(e.name, e.config, outcome + e.detail)
         console.print(table)

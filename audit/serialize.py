@@ -93,7 +93,9 @@ def to_dict(result: AuditResult) -> dict:
         "variants": {n: _hyp(r) for n, r in result.variants.items()},
         "probes": {n: _hyp(r) for n, r in result.probes.items()},
         "experiments": [{"name": e.name, "config": e.config, "passed": e.passed,
-                         "detail": e.detail} for e in result.experiments],
+                         "measured": e.measured, "detail": e.detail}
+                        for e in result.experiments],
+        "quantization": result.quantization.to_dict() if result.quantization else None,
         "findings": result.findings,
         "defaults": None if result.defaults is None else {
             "measured": result.defaults.measured, "unidentified": result.defaults.unidentified,

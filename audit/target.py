@@ -4,8 +4,10 @@
 the rest read as attributes) or ``package.module:Name``. The adapter is chosen by what the
 object is: a ``torch.optim.Optimizer`` subclass (or a callable returning one) is driven as
 a torch-style target; an object from ``optax`` is an optax transformation; one from
-``keras`` a Keras 3 optimizer. timm and pytorch-optimizer classes are torch-style with
-their keyword translations (:mod:`.adapters.timm`, :mod:`.adapters.pytorch_optimizer`).
+``keras`` a Keras 3 optimizer. Classes of the libraries in :data:`TORCH_STYLE` (timm,
+pytorch-optimizer, bitsandbytes, torchao, DeepSpeed, heavyball) are torch-style with their
+library's keyword translations, state keys and expected variants (one module per library in
+``audit/adapters``).
 """
 
 from __future__ import annotations
@@ -17,7 +19,18 @@ from typing import Any
 
 from .adapters.base import Adapter, check_keywords
 
-__all__ = ["TargetError", "Target", "load_target", "import_object"]
+__all__ = ["TargetError", "Target", "load_target", "import_object", "TORCH_STYLE"]
+
+#: top-level package → (adapter module in ``audit/adapters``, its factory); the one place a
+#: torch-style library is registered
+TORCH_STYLE: dict[str, tuple[str, str]] = {
+    "timm": ("timm", "timm_adapter"),
+    "pytorch_optimizer": ("pytorch_optimizer", "pytorch_optimizer_adapter"),
+    "bitsandbytes": ("bitsandbytes", "bitsandbytes_adapter"),
+    "torchao": ("torchao", "torchao_adapter"),
+    "deepspeed": ("deepspeed", "deepspeed_adapter"),
+    "heavyball": ("heavyball", "heavyball_adapter"),
+}
 
 
 class TargetError(Exception):
@@ -93,7 +106,7 @@ def load_target(path: str, *, extra: dict[str, Any] | None = None) -> Target:
     module = getattr(obj, "__module__", "") or ""
     root = module.split(".")[0]
     given = path.replace(":", ".").split(".")[0]
-    if given in ("optax", "keras", "timm", "pytorch_optimizer"):
+    if given in ("optax", "keras", *TORCH_STYLE):
         root = given  # aliases and partials (optax.nadam) report other modules
     try:
         if root == "optax":
@@ -113,11 +126,9 @@ def load_target(path: str, *, extra: dict[str, Any] | None = None) -> Target:
     if isinstance(obj, type) and not issubclass(obj, torch.optim.Optimizer):
         raise TargetError(f"{path!r} is a class but not a torch.optim.Optimizer subclass "
                           "(nor an optax transformation or Keras optimizer)")
-    if root == "timm":
-        from .adapters.timm import timm_adapter
-        return Target(path, obj, name, timm_adapter(obj, name, extra))
-    if root == "pytorch_optimizer":
-        from .adapters.pytorch_optimizer import pytorch_optimizer_adapter
-        return Target(path, obj, name, pytorch_optimizer_adapter(obj, name, extra))
+    if root in TORCH_STYLE:
+        module, factory = TORCH_STYLE[root]
+        make = getattr(importlib.import_module(f"{__package__}.adapters.{module}"), factory)
+        return Target(path, obj, name, make(obj, name, extra))
     from .adapters.torch import TorchAdapter
     return Target(path, obj, name, TorchAdapter(obj, name, extra=extra))

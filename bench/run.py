@@ -31,6 +31,18 @@ device-to-device copy bandwidth and reports each kernel's fraction of it.  A ric
 comes last, then each float32 CPU cell against its target (``TARGETS``), then every cell's
 for-loop and foreach paths against torch's same path (``ratio_same_path``, target
 ``SAME_PATH_TARGET``: the Python around the same kernels costs at most 5 %).
+
+**Anchors.** Where installed, other libraries' CPU Adam and AdamW step in the same rounds
+of the ``adam`` and ``adamw`` cells (:func:`anchors`): DeepSpeed's ``DeepSpeedCPUAdam`` (the
+AVX C++ kernel of ZeRO-Offload; ``adamw_mode`` per rule, its default float32 state and, for
+16-bit parameters, also ``fp32_optimizer_states=False``), bitsandbytes' ``Adam``/``AdamW``
+(32-bit state) and ``AdamW8bit`` (8-bit state on every tensor: ``min_8bit_size=0``) through its
+CPU back end, and with ``--anchors torchao`` torchao's ``_AdamW`` and ``AdamW8bit``
+(``torch.compile``d on first use: minutes per cell on a small CPU, hence opt-in). Each
+record then carries ``ratio_deepspeed``, the paired ratio to DeepSpeed's fastest path in the
+cell, and a last table checks optproof's fused Adam/AdamW against it (target ≤ 1.0 on every
+float32 and bfloat16 cell). An anchor keeps its own state where its layout differs (8-bit
+codes, DeepSpeed's float32 state for bfloat16 parameters): those buffers are not shared.
 """
 
 from __future__ import annotations
@@ -79,6 +91,9 @@ SIZES = [(1, 10_000_000), (100, 100_000), (2000, 1_000)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 DEFAULT_DTYPES = ("float32", "bfloat16")
 PATHS = {"for-loop": {"foreach": False}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+#: the libraries whose CPU Adam/AdamW are timed beside the cell's paths (when installed)
+ANCHOR_LIBRARIES = ("deepspeed", "bitsandbytes", "torchao")
+DEFAULT_ANCHORS = ("deepspeed", "bitsandbytes")
 
 
 @dataclass
@@ -100,6 +115,8 @@ class Record:
     #: optproof's for-loop / foreach path against torch's same path (None for the others)
     ratio_same_path: float | None = None
     ratio_same_path_ci: tuple[float, float] | None = None
+    ratio_deepspeed: float | None = None
+    ratio_deepspeed_ci: tuple[float, float] | None = None
     floor_ratio: float = float("nan")
     stream_gbps: float = float("nan")
     stream_fraction: float = float("nan")
@@ -139,15 +156,51 @@ def build(library: str, rule: str, path: str, params):
     return cls(params, **kwargs, **PATHS[path])
 
 
+def anchors(rule: str, dtype: torch.dtype, libraries=DEFAULT_ANCHORS) -> dict[tuple, Any]:
+    """Other libraries' CPU Adam/AdamW for ``rule`` with torch's defaults, each a factory
+    ``params → optimizer`` keyed by (library, path); those not installed are left out."""
+    if rule not in ("adam", "adamw"):
+        return {}
+    kwargs = dict(RULES[rule][1])
+    decay = 1e-2 if rule == "adamw" else 0.0  # torch's default λ of each
+    out: dict[tuple, Any] = {}
+    if "deepspeed" in libraries and _importable("deepspeed"):
+        from deepspeed.ops.adam import DeepSpeedCPUAdam
+        mode = {"adamw_mode": rule == "adamw", "weight_decay": decay}
+        out[("deepspeed", "cpu-adam")] = lambda ps: DeepSpeedCPUAdam(ps, **kwargs, **mode)
+        if dtype != torch.float32:
+            out[("deepspeed", "cpu-adam-16bit-state")] = lambda ps: DeepSpeedCPUAdam(
+                ps, **kwargs, **mode, fp32_optimizer_states=False)
+    if "bitsandbytes" in libraries and _importable("bitsandbytes"):
+        import bitsandbytes as bnb
+        cls = bnb.optim.AdamW if rule == "adamw" else bnb.optim.Adam
+        out[("bitsandbytes", "32bit")] = lambda ps: cls(ps, weight_decay=decay)
+        out[("bitsandbytes", "8bit")] = lambda ps: bnb.optim.AdamW8bit(
+            ps, weight_decay=decay, min_8bit_size=0)
+    if "torchao" in libraries and _importable("torchao"):
+        from torchao.optim import AdamW8bit, _AdamW
+        out[("torchao", "adamw")] = lambda ps: _AdamW(ps, weight_decay=decay)
+        out[("torchao", "8bit")] = lambda ps: AdamW8bit(ps, weight_decay=decay)
+    return out
+
+
+def _importable(name: str) -> bool:
+    import importlib.util
+    return importlib.util.find_spec(name) is not None
+
+
 def share_state(optimizers, params) -> list[tuple[dict, str, Tensor]]:
     """Point every optimizer's per-element state (the tensors shaped like their parameter)
     at one flat buffer per key, filled from the first optimizer's state, so that all paths
     of a cell read and write the very same memory: where a buffer lies in physical memory
     moves a memory-bound step by several per cent on a VM (bench/README.md), which unshared
     copies would charge to the library.
-    Per-tensor scalars (``step``, NAdam's ``mu_product``) stay each optimizer's own.
+    Per-tensor scalars (``step``, NAdam's ``mu_product``) stay each optimizer's own, as does
+    a state kept in a tensor subclass (torchao's quantized state); one buffer is kept per
+    key and dtype (DeepSpeed's float32 state beside bfloat16 ones, 8-bit codes).
     Returns (state, key, shared view) triples for :func:`check_shared`."""
-    flat: dict[str, Tensor] = {}
+    flat: dict[tuple, Tensor] = {}
+    owner: dict[tuple, Any] = {}  # the optimizer whose values fill each buffer
     shared = []
     offsets = [0]
     for p in params:
@@ -156,12 +209,14 @@ def share_state(optimizers, params) -> list[tuple[dict, str, Tensor]]:
         for i, p in enumerate(params):
             state = opt.state[p]
             for key, value in list(state.items()):
-                if not (isinstance(value, Tensor) and value.shape == p.shape):
+                if not (type(value) is Tensor and value.shape == p.shape):
                     continue
-                if key not in flat:
-                    flat[key] = torch.empty(offsets[-1], dtype=value.dtype, device=value.device)
-                view = flat[key][offsets[i]:offsets[i + 1]].view(p.shape)
-                if opt is optimizers[0]:
+                slot = (key, value.dtype)
+                if slot not in flat:
+                    flat[slot] = torch.empty(offsets[-1], dtype=value.dtype, device=value.device)
+                    owner[slot] = opt
+                view = flat[slot][offsets[i]:offsets[i + 1]].view(p.shape)
+                if owner[slot] is opt:
                     view.copy_(value)
                 state[key] = view
                 shared.append((state, key, view))
@@ -236,8 +291,9 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seconds,
-               clock=time.perf_counter):
-    """Every path of both libraries on one problem, timed round-robin with ``clock``."""
+               clock=time.perf_counter, anchor_libraries=()):
+    """Every path of both libraries (and the anchors on CPU) on one problem, timed
+    round-robin with ``clock``."""
     dtype = DTYPES[dtype_name]
     params, flat_p, flat_g = make_params(tensors, numel, dtype, device)
     runs = {}
@@ -248,6 +304,10 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
             opt = build(library, rule, path, params)
             opt.step()  # lazy state initialisation
             runs[(library, path)] = opt
+    if device == "cpu":
+        for key, make in anchors(rule, dtype, anchor_libraries).items():
+            runs[key] = make(params)
+            runs[key].step()
     shared = share_state(list(runs.values()), params)
     # (step, its times in ms, its page faults) per path
     runs = {key: (opt.step, [], []) for key, opt in runs.items()}
@@ -293,6 +353,8 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
     fastest = min(torch_runs, key=lambda r: r.median_ms)
     fused = [r for r in torch_runs if r.impl == "fused"]
     same = {r.impl: r for r in torch_runs if r.impl in SAME_PATH}
+    deepspeed = min((r for r in out if r.library == "deepspeed"), key=lambda r: r.median_ms,
+                    default=None)
     for r in out:
         if r.library == "optproof" and r.impl in same:
             r.ratio_same_path = paired_ratio(r.times_ms, same[r.impl])
@@ -303,6 +365,9 @@ def bench_cell(rule, tensors, numel, dtype_name, device, warmup, steps, max_seco
             r.ratio_torch_fused = paired_ratio(r.times_ms, fused[0])
             r.ratio_torch_fused_ci = paired_ratio_ci(r.times_ms, fused[0])
         r.floor_ratio = paired_ratio(floor_times, fastest)
+        if deepspeed:
+            r.ratio_deepspeed = paired_ratio(r.times_ms, deepspeed)
+            r.ratio_deepspeed_ci = paired_ratio_ci(r.times_ms, deepspeed)
         r.stream_gbps = stream_gbps
         r.stream_fraction = r.gbps / stream_gbps
     del runs
@@ -381,6 +446,31 @@ def same_path_table(records: list[Record]):
     return t
 
 
+def anchor_table(records: list[Record]):
+    """optproof's fused Adam/AdamW, torch's fused and the other anchors against DeepSpeed's
+    fastest CPU Adam in each cell (target: optproof fused ≤ 1.0 on every cell)."""
+    from rich.table import Table
+
+    t = Table(title="against DeepSpeedCPUAdam (its fastest path in the cell): paired median "
+                    "ratio of step times (95 % interval); target: optproof fused ≤ 1.00")
+    for col in ("rule", "tensors×numel", "dtype", "optproof fused", "95 % interval", "met",
+                "torch fused", "bitsandbytes 32-bit", "bitsandbytes 8-bit", "torchao", "DS ms"):
+        t.add_column(col, justify="left" if col in ("rule", "dtype") else "right")
+    fmt = lambda r: "-" if r is None or r.ratio_deepspeed is None else f"{r.ratio_deepspeed:.2f}"  # noqa: E731
+    for (rule, tensors, numel, dtype, device), c in _cells(records).items():
+        f = c[("optproof", "fused")]
+        if f.ratio_deepspeed is None:
+            continue
+        ds = min((r for (lib, _), r in c.items() if lib == "deepspeed"), key=lambda r: r.median_ms)
+        lo, hi = f.ratio_deepspeed_ci
+        t.add_row(rule, f"{tensors}×{numel:,}", dtype, f"{f.ratio_deepspeed:.2f}",
+                  f"{lo:.2f}–{hi:.2f}", "yes" if f.ratio_deepspeed <= 1.0 else "no",
+                  fmt(c.get(("torch", "fused"))), fmt(c.get(("bitsandbytes", "32bit"))),
+                  fmt(c.get(("bitsandbytes", "8bit"))), fmt(c.get(("torchao", "adamw"))),
+                  f"{ds.median_ms:.2f} ({ds.impl})")
+    return t
+
+
 def _choices(what: str, valid):
     """An argparse type: a comma-separated list of names from ``valid``."""
     def parse(text: str) -> list[str]:
@@ -421,6 +511,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--clock", choices=list(CLOCKS), default="wall",
                     help="wall: elapsed time (default); cpu: the process's CPU time, for a "
                          "crowded machine (CPU only)")
+    ap.add_argument("--anchors", type=_choices("anchors", ANCHOR_LIBRARIES + ("none",)),
+                    default=list(DEFAULT_ANCHORS),
+                    help="other libraries' CPU Adam/AdamW timed beside the adam and adamw "
+                         f"cells when installed, of {','.join(ANCHOR_LIBRARIES)} or none "
+                         f"(default: {','.join(DEFAULT_ANCHORS)})")
     args = ap.parse_args(argv)
     if args.clock == "cpu" and args.device != "cpu":
         ap.error("--clock cpu needs --device cpu (a GPU's work is not CPU time)")
@@ -444,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
             for tensors, numel in args.sizes:
                 for dtype in args.dtypes:
                     cell = bench_cell(rule, tensors, numel, dtype, device, warmup, steps,
-                                      max_seconds, CLOCKS[args.clock])
+                                      max_seconds, CLOCKS[args.clock], args.anchors)
                     for r in cell:
                         if device in copy_gbps:
                             r.copy_fraction = r.gbps / copy_gbps[device]
@@ -452,7 +547,9 @@ def main(argv: list[str] | None = None) -> int:
                     console.log(f"{rule:8s} {tensors:>5}×{numel:<9,} {dtype:8s} {device}: "
                                 f"optproof fused {f.median_ms:8.2f} ms, ratio {f.ratio:.2f}"
                                 + (f" (vs torch fused {f.ratio_torch_fused:.2f})"
-                                   if f.ratio_torch_fused else ""))
+                                   if f.ratio_torch_fused else "")
+                                + (f" (vs DeepSpeed {f.ratio_deepspeed:.2f})"
+                                   if f.ratio_deepspeed else ""))
                     records.append(cell)
     records = [r for cell in records for r in cell]
     if args.json:
@@ -467,6 +564,8 @@ def main(argv: list[str] | None = None) -> int:
     out.print(table(records))
     out.print(target_table(records))
     out.print(same_path_table(records))
+    if any(r.ratio_deepspeed is not None for r in records):
+        out.print(anchor_table(records))
     console.log(f"done in {time.perf_counter() - t0:.0f} s")
     return 0
 

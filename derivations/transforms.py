@@ -119,18 +119,23 @@ def running_max(b: Builder, key: str, letter: str, of: sp.Symbol, meaning: str) 
 
 
 def divide_by_root(b: Builder, numerator: sp.Expr, square: sp.Expr, eps: Hyper,
-                   *, eps_inside: bool = False, eps_root: Hyper | None = None) -> sp.Symbol:
-    """The update uₜ ← numerator / (√square + ε), or / √(square + ε) with ``eps_inside``;
-    ``eps_root`` adds a second term inside the root, / (√(square + ε_root) + ε) (optax
+                   *, eps_inside: bool = False, eps_root: Hyper | None = None,
+                   eps_floor: bool = False) -> sp.Symbol:
+    """The update uₜ ← numerator / (√square + ε), or / √(square + ε) with ``eps_inside``, or
+    / max(√square, ε) with ``eps_floor`` (heavyball 3.2.1 ``utils.eps_sqrt``); ``eps_root``
+    adds a second term inside the root, / (√(square + ε_root) + ε) (optax
     ``scale_by_adam(eps_root=…)``, ``optax/_src/transform.py`` 0.2.8)."""
     e = b.hyper(eps)
     if eps_root is not None:
         square = square + b.hyper(eps_root)
-    denominator = sp.sqrt(square + e) if eps_inside else sp.sqrt(square) + e
-    where = "inside" if eps_inside else "outside"
+    if eps_floor:
+        denominator, where = sp.Max(sp.sqrt(square), e), "ε as a floor of"
+    else:
+        denominator = sp.sqrt(square + e) if eps_inside else sp.sqrt(square) + e
+        where = "ε inside" if eps_inside else "ε outside"
     if eps_root is not None:
         where += ", ε_root inside"
-    b.update = b.let(sp.Symbol("u_t", real=True), numerator / denominator, f"ε {where} the root")
+    b.update = b.let(sp.Symbol("u_t", real=True), numerator / denominator, f"{where} the root")
     return b.update
 
 
@@ -185,7 +190,9 @@ def scale_by_amsgrad_corrected(beta1: Hyper, beta2: Hyper, eps: Hyper, eps_root:
 
 
 def add_decayed_weights(wd: Hyper, scale: Hyper | sp.Expr | None) -> Transform:
-    """Decoupled weight decay on the parameter: θₜ ← θₜ₋₁ − s·λ·θₜ₋₁, before the step.
+    """Decoupled weight decay on the parameter: θ ← θ − s·λ·θ, on the parameter as the chain
+    has it there: before the step (torch AdamW), or after it on the stepped parameter
+    (bitsandbytes' CUDA kernels, ``adamw:decay-after``).
 
     ``scale`` is the hyperparameter s multiplying λ: the learning rate γ (torch AdamW, optax,
     Keras), the schedule multiplier ηₜ (Loshchilov & Hutter 2019, Algorithm 2), or ``None``
@@ -391,7 +398,7 @@ MU_T = sp.Symbol("mu_t", nonnegative=True)
 MU_NEXT = sp.Symbol("mu_t+1", nonnegative=True)
 
 
-def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
+def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, eps_floor: bool = False) -> Transform:
     """NAdam's direction after :func:`nadam_schedule` (Dozat 2016, Algorithm 2; torch.optim
     2.13 ``nadam.py``): m̂ₜ = μₜ₊₁mₜ/(1 − Πₜμₜ₊₁) + (1 − μₜ)gₜ/(1 − Πₜ), v̂ₜ = vₜ/(1 − β₂ᵗ),
     uₜ = m̂ₜ/(√v̂ₜ + ε)."""
@@ -403,7 +410,7 @@ def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper) -> Transform:
         mhat = b.let(sp.Symbol("mhat_t", real=True),
                      MU_NEXT * m / (1 - prod * MU_NEXT) + (1 - MU_T) * grad / (1 - prod),
                      "Nesterov: next step's momentum on m, this step's on g")
-        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps)
+        divide_by_root(b, mhat, bias_correct(b, v, beta2, "v"), eps, eps_floor=eps_floor)
 
     return apply
 

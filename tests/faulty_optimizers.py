@@ -117,6 +117,40 @@ class AdamWDecayNotScaled(_AdamW):
         return g
 
 
+class AdamWDecayAfterStep(_AdamW):
+    """The decoupled decay applied after the Adam step: θ ← (θ − γu)(1 − γλ) (bitsandbytes'
+    CUDA kernels; its CPU back end decays first)."""
+
+    def decay(self, p, g, lr, wd):
+        return g
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        super().step(closure)
+        for group in self.param_groups:
+            factor = 1 - group["lr"] * group["weight_decay"]
+            for p in group["params"]:
+                if p.grad is not None and group["weight_decay"] != 0:
+                    p.mul_(factor)
+
+
+class AdamWAmsgradIgnored(_AdamW):
+    """Accepts ``amsgrad`` and ignores it (bitsandbytes 0.50's Adam and AdamW take the keyword
+    and never pass it on)."""
+
+    def moments(self, state, g, b1, b2, amsgrad):
+        return super().moments(state, g, b1, b2, False)
+
+
+class AdamDecoupledAmsgradIgnored(AdamWAmsgradIgnored):
+    """An "Adam" that decays decoupled and ignores ``amsgrad``: two differences at once
+    (bitsandbytes 0.50's Adam)."""
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, maximize=False):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, maximize)
+
+
 class AdamWAmsgradMaxOfCorrected(_AdamW):
     """AMSGrad's maximum taken over the bias-corrected v̂ instead of the raw v."""
 
@@ -419,6 +453,10 @@ FAULTS = {
     "AdamWDecayNotScaled": ("adamw", "float32", ["adamw:fully-decoupled", "not scaled by the lr"]),
     "AdamWAmsgradMaxOfCorrected": ("adamw", "float32", ["AMSGrad maximum taken in the wrong place"]),
     "AdamMaximizeIgnored": ("adam", "float32", ["maximize ignored"]),
+    "AdamWDecayAfterStep": ("adamw", "float32", ["behaves as adamw:decay-after", "after the update"]),
+    "AdamWAmsgradIgnored": ("adamw", "float32", ["amsgrad ignored"]),
+    "AdamDecoupledAmsgradIgnored": ("adam", "float32", ["behaves as adamw rather than adam",
+                                                        "amsgrad ignored"]),
     "AdamStepPerParameter": ("adam", "float32", ["step counter advanced once per parameter"]),
     "TutorialAdam": ("adam", "float32", ["moments shared by all parameters",
                                          "advanced once per parameter"]),

@@ -98,3 +98,29 @@ def test_bad_arguments_are_named_with_their_valid_values(argv, message):
                           timeout=120, check=False)
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_anchors_step_beside_adam(tmp_path):
+    """DeepSpeed's CPU Adam and bitsandbytes' CPU paths join the adam/adamw cells when
+    installed; every record then carries its ratio to DeepSpeed's fastest path."""
+    pytest.importorskip("deepspeed")
+    pytest.importorskip("bitsandbytes")
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--device", "cpu", "--rules", "adamw,sgd",
+         "--sizes", "2x300", "--dtypes", "bfloat16", "--json", str(out)],
+        capture_output=True, text=True, timeout=900, check=False)
+    assert proc.returncode == 0, proc.stderr
+    records = json.loads(out.read_text())
+    anchors = {(r["library"], r["impl"]) for r in records if r["rule"] == "adamw"} - {
+        (lib, p) for lib in ("torch", "optproof") for p in ("for-loop", "foreach", "fused")}
+    assert anchors == {("deepspeed", "cpu-adam"), ("deepspeed", "cpu-adam-16bit-state"),
+                       ("bitsandbytes", "32bit"), ("bitsandbytes", "8bit")}
+    assert all(r["ratio_deepspeed"] is None for r in records if r["rule"] == "sgd")
+    adamw = [r for r in records if r["rule"] == "adamw"]
+    fastest = min((r for r in adamw if r["library"] == "deepspeed"), key=lambda r: r["median_ms"])
+    assert fastest["ratio_deepspeed"] == 1.0  # paired with itself
+    for r in adamw:
+        lo, hi = r["ratio_deepspeed_ci"]
+        assert lo <= r["ratio_deepspeed"] <= hi
+    assert "against DeepSpeedCPUAdam" in proc.stdout

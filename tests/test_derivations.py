@@ -63,3 +63,17 @@ def test_unknown_rule_names_the_closest():
 def test_unknown_flag_is_a_type_error():
     with pytest.raises(TypeError, match="no flag 'nesterov'"):
         rule("adam").program(nesterov=True)
+
+
+def test_decay_after_the_update_differs_from_adamw_by_gamma_squared_lambda_u():
+    """``adamw:decay-after`` (bitsandbytes' CUDA kernels) θ ← (θ − γu)(1 − γλ) against torch's
+    θ(1 − γλ) − γu: the difference is exactly γ²λu, u the Adam direction."""
+    from optproof.derivations.symbols import theta_prev
+
+    after, before = rule("adamw:decay-after").program(), rule("adamw").program()
+    lr, wd = (next(h.symbol for h in before.hypers if h.keyword == k)
+              for k in ("lr", "weight_decay"))
+    u = (theta_prev - before.closed_form["param"].subs(wd, 0)) / lr  # the undecayed step / γ
+    diff = after.closed_form["param"] - before.closed_form["param"]
+    assert sp.simplify(diff) != 0
+    assert sp.simplify(diff - lr**2 * wd * u) == 0

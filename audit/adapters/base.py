@@ -4,19 +4,83 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from optproof.reference.bounds import Rounding
 
-__all__ = ["Adapter", "Session", "Unsupported", "translate", "check_keywords",
+__all__ = ["Adapter", "Session", "Unsupported", "QuantizedState", "translate", "check_keywords",
            "reference_keywords"]
 
 
 class Unsupported(Exception):
     """The target cannot be configured this way (a keyword it does not take): the
     configuration is skipped and the report says why; not a deviation."""
+
+
+@dataclass(frozen=True, eq=False)
+class QuantizedState:
+    """One state entry a low-bit optimizer stores as codes and per-block scales.
+
+    The value the library reads back for element ``i`` (row-major) is
+
+        code_map[codes[i]] · scales[i // block_size]
+
+    evaluated in ``compute_dtype`` (bitsandbytes and torchao multiply two float32 numbers
+    and round once to float32). Every format is a lookup: a dynamic or linear map
+    (bitsandbytes ``name2qmap``, torchao ``qmap``) gives the value of each of its 2ᵇ codes;
+    an FP8 state stores float8 bit patterns, and ``code_map`` is then the value of each of
+    the 256 patterns (NaN for the NaN pattern). 4-bit codes are unpacked, one per element.
+
+    Attributes:
+        key: the torch.optim key the entry stands for (``exp_avg``, ``exp_avg_sq``).
+        stored_as: the library's own key (bitsandbytes ``state1``; torchao ``exp_avg``).
+        codes: one unsigned code per element, row-major (int64).
+        scales: one scale per block, as stored (float64 holding the float32 values exactly).
+        code_map: the value of each code (float64 holding float32 values exactly).
+        block_size: elements per scale; the last block may be shorter.
+        scale_rule: how the library chose the scale of a block, e.g. ``"absmax"``
+            (max |x| of the block, so that x/scale lies in [−1, 1]) or ``"absmax/448"``.
+        rounding: how the library picks a code for x/scale, e.g. ``"nearest"``
+            (ties as the library breaks them, named here) or ``"stochastic"``.
+        compute_dtype: the dtype the library dequantizes into and updates in.
+        source: the library file and version this layout was read from.
+    """
+
+    key: str
+    stored_as: str
+    codes: np.ndarray
+    scales: np.ndarray
+    code_map: np.ndarray
+    block_size: int
+    scale_rule: str
+    rounding: str
+    compute_dtype: str
+    source: str
+
+    @property
+    def bits(self) -> int:
+        """Bits per code (8 for a 256-entry map, 4 for a 16-entry one)."""
+        return int(len(self.code_map) - 1).bit_length()
+
+    def block_of(self) -> np.ndarray:
+        """The block index of every element."""
+        return np.arange(self.codes.size) // self.block_size
+
+    def exact_values(self) -> np.ndarray:
+        """code_map[code]·scale per element, exact in float64 (a product of two float32
+        numbers has at most 48 significant bits); the library's value is this rounded once
+        to ``compute_dtype``."""
+        return self.code_map[self.codes] * self.scales[self.block_of()]
+
+    def values(self) -> np.ndarray:
+        """The values the library reads: :meth:`exact_values` rounded to ``compute_dtype``."""
+        import torch
+        exact = self.exact_values()
+        return torch.tensor(exact, dtype=torch.float64).to(getattr(torch, self.compute_dtype)) \
+            .to(torch.float64).numpy()
 
 
 class Session:
@@ -37,6 +101,12 @@ class Session:
     def state_dtypes(self) -> list[dict[str, str]]:
         """Per tensor, the dtype of each floating state entry (empty if unknown)."""
         return []
+
+    def quantized_state(self) -> list[dict[str, QuantizedState]] | None:
+        """Per tensor, its state entries stored as codes and scales, under torch.optim's keys
+        (an empty dict for a tensor whose state the library keeps in floating point), or
+        ``None`` where the framework never quantizes its state."""
+        return None
 
 
 class Adapter:

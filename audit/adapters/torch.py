@@ -8,6 +8,15 @@ through ``optimizer.state[param]`` (torch's keys) and ``state_dict()``.
 A keyword the target does not take (``TypeError: unexpected keyword argument``) is dropped
 and the construction retried when its value is torch's default (the target then behaves as
 if it had it); otherwise the configuration is :class:`Unsupported`.
+
+A library that keeps its state under other keys (bitsandbytes ``state1``, ``state2``) names
+torch's key for each (``state_keys``; ``None`` hides an entry whose meaning differs, such as
+heavyball's bias-corrected ``exp_avg``); entries stored as low-bit codes are never read as
+floats: the library's ``quantized`` reader exposes them as
+[QuantizedState][optproof.audit.adapters.base.QuantizedState]. A learning rate held in a
+tensor (torchao) is filled in place. ``stance`` names a ``torch.compiler.set_stance`` the
+steps run under (``"force_eager"`` for libraries that compile their step with
+``torch.compile``: the audit then checks the eager program, not the compiled kernel).
 """
 
 from __future__ import annotations
@@ -19,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Session, Unsupported
+from .base import Adapter, QuantizedState, Session, Unsupported
 
 __all__ = ["TorchAdapter", "TorchSession"]
 
@@ -48,12 +57,33 @@ class TorchSession(Session):
         for p, gr in zip(self.tensors, grads):
             p.grad = torch.tensor(gr, dtype=torch.float64).to(self.dtype).to(self.device)
         for group in self.optimizer.param_groups:
-            if "lr" in group and lr is not None:  # None: the target's own
+            if lr is None or "lr" not in group:  # None: the target's own
+                continue
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)
+            else:
                 group["lr"] = lr
-        self.optimizer.step()
+        if self.adapter.stance:
+            with torch.compiler.set_stance(self.adapter.stance):
+                self.optimizer.step()
+        else:
+            self.optimizer.step()
 
     def params(self):
         return [_flat(p) for p in self.tensors]
+
+    def _entries(self, p):
+        """The state entries of ``p`` under torch's keys, without low-bit codes."""
+        import torch
+        for key, value in getattr(self.optimizer, "state", {}).get(p, {}).items():
+            name = self.adapter.state_keys.get(key, key)
+            if name is None:
+                continue
+            if isinstance(value, torch.Tensor) and (
+                    type(value) not in (torch.Tensor, torch.nn.Parameter)
+                    or value.ndim > 0 and not value.is_floating_point()):
+                continue  # codes (a tensor subclass, or integers): read by quantized_state()
+            yield name, value
 
     def state(self):
         """Each state entry flattened to floats (a 0-d entry gives one float): which keys
@@ -62,7 +92,7 @@ class TorchSession(Session):
         out = []
         for p in self.tensors:
             entry: dict[str, Any] = {}
-            for key, value in getattr(self.optimizer, "state", {}).get(p, {}).items():
+            for key, value in self._entries(p):
                 if isinstance(value, torch.Tensor) and not value.is_complex():
                     entry[key] = _flat(value)
                 elif isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -72,12 +102,15 @@ class TorchSession(Session):
 
     def state_dtypes(self):
         import torch
-        out = []
-        for p in self.tensors:
-            out.append({k: str(v.dtype).removeprefix("torch.")
-                        for k, v in getattr(self.optimizer, "state", {}).get(p, {}).items()
-                        if isinstance(v, torch.Tensor) and v.is_floating_point()})
-        return out
+        return [{k: str(v.dtype).removeprefix("torch.") for k, v in self._entries(p)
+                 if isinstance(v, torch.Tensor) and v.is_floating_point()}
+                for p in self.tensors]
+
+    def quantized_state(self) -> list[dict[str, QuantizedState]] | None:
+        read = self.adapter.quantized
+        if read is None:
+            return None
+        return [read(self.optimizer, p) for p in self.tensors]
 
     def raw_state_keys(self) -> list[set[str]]:
         return [set(getattr(self.optimizer, "state", {}).get(p, {})) for p in self.tensors]
@@ -101,7 +134,8 @@ class TorchAdapter(Adapter):
     (``{"betas": ("betas", None)}``; a callable converts the value); ``fixed`` adds keywords
     (``{"weight_decouple": False}``); ``expected_rule`` is the variant the target claims
     (``None``: inferred from the class name); ``extra`` are the user's constructor arguments
-    (``Adapter.args``); ``implied`` the hyperparameters the class has built in."""
+    (``Adapter.args``); ``implied`` the hyperparameters the class has built in;
+    ``state_keys``, ``quantized`` and ``stance`` as in the module docstring."""
 
     framework = "torch"
     torch_style = True
@@ -110,7 +144,10 @@ class TorchAdapter(Adapter):
                  rename: Mapping[str, tuple[str, Callable | None]] | None = None,
                  fixed: Mapping[str, Any] | None = None, expected_rule: str | None = None,
                  extra: Mapping[str, Any] | None = None,
-                 implied_hyper: Mapping[str, Any] | None = None):
+                 implied_hyper: Mapping[str, Any] | None = None,
+                 state_keys: Mapping[str, str | None] | None = None,
+                 quantized: Callable[[Any, Any], dict[str, QuantizedState]] | None = None,
+                 stance: str | None = None):
         super().__init__(target, name, extra)
         self.framework = framework
         self.rename = dict(rename or {})
@@ -119,6 +156,9 @@ class TorchAdapter(Adapter):
         self.fixed = dict(fixed or {})
         self.expected_rule = expected_rule
         self._implied = dict(implied_hyper or {})
+        self.state_keys = dict(state_keys or {})
+        self.quantized = quantized
+        self.stance = stance
 
     @property
     def extra(self) -> dict[str, Any]:

@@ -11,6 +11,9 @@ Sources (checked against torch 2.13.0, ``torch/optim/adam.py`` and ``adamw.py``)
 * optax 0.2.8 ``optax/_src/alias.py`` ``adam``, ``adamw``, ``amsgrad`` and
   ``optax/_src/transform.py`` ``scale_by_adam`` / ``scale_by_amsgrad`` (``eps_root`` inside
   the root; AMSGrad's maximum over the bias-corrected v̂).
+* bitsandbytes 0.50.2 ``csrc/kernels.cu`` ``kOptimizer32bit2State`` / ``kOptimizerStatic8bit2StateBlockwise``
+  (ADAM: the step, then ``p *= 1 − lr·weight_decay``) against its CPU back end
+  ``bitsandbytes/backends/cpu/ops.py`` (decay first, as torch).
 """
 
 from __future__ import annotations
@@ -70,6 +73,29 @@ ADAMW_PAPER = _adamw(
 ADAMW_FULLY_DECOUPLED = _adamw(
     "adamw:fully-decoupled", "AdamW with decay independent of the learning rate: θ ← θ(1 − λ)",
     None, "TensorFlow Addons AdamW (DecoupledWeightDecayExtension)")
+
+
+def _adamw_decay_after() -> Spec:
+    """AdamW with the decoupled decay applied to the stepped parameter:
+    θ' ← θₜ₋₁ − γuₜ, then θₜ ← θ'(1 − γλ) = θₜ₋₁(1 − γλ) − γ(1 − γλ)uₜ. It differs from
+    torch's θₜ₋₁(1 − γλ) − γuₜ by γ²λuₜ."""
+    return Spec(
+        name="adamw:decay-after",
+        summary="AdamW with the decoupled decay after the Adam step: θ ← (θ − γu)(1 − γλ)",
+        sources=("Loshchilov & Hutter 2019, Algorithm 2 (decay and step in one line, order "
+                 "unspecified)", "bitsandbytes 0.50.2 csrc/kernels.cu, ADAM kernels (CUDA)"),
+        mirrors="bitsandbytes.optim.AdamW (CUDA kernel)",
+        defaults={**ADAM_DEFAULTS, "weight_decay": 1e-2},
+        flags=FLAGS,
+        build=lambda f: chain(negate_if(f["maximize"]),
+                              scale_by_adam(B1, B2, EPS, amsgrad=f["amsgrad"]), scale_by_lr(LR),
+                              add_decayed_weights(WD, LR)),
+        notes="bitsandbytes' CUDA kernels apply the decay after the update and its CPU and "
+              "Triton back ends before it (reported upstream in 2026); the two differ by γ²λu.",
+    )
+
+
+ADAMW_DECAY_AFTER = _adamw_decay_after()
 
 EPS_HAT = Hyper(sp.Symbol("epsilonhat", real=True, nonnegative=True), EPS.domain, "eps", None,
                 "ε̂, added to √vₜ before the bias corrections are applied (Keras/TF)")
@@ -172,5 +198,5 @@ ADAM_AMSGRAD_OPTAX = Spec(
           "bias_correction_nu = False is Reddi et al.'s form (adam:amsgrad-reddi) with ε_root.",
 )
 
-register(ADAM, ADAMW, ADAMW_PAPER, ADAMW_FULLY_DECOUPLED, ADAM_EPS_HAT, ADAM_AMSGRAD_REDDI,
-         ADAM_EPS_ROOT, ADAMW_EPS_ROOT, ADAM_AMSGRAD_OPTAX)
+register(ADAM, ADAMW, ADAMW_PAPER, ADAMW_FULLY_DECOUPLED, ADAMW_DECAY_AFTER, ADAM_EPS_HAT,
+         ADAM_AMSGRAD_REDDI, ADAM_EPS_ROOT, ADAMW_EPS_ROOT, ADAM_AMSGRAD_OPTAX)

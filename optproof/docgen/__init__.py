@@ -10,13 +10,15 @@ file                            generated from
 ``docs/rules/<family>.md``      each family's specs (:mod:`optproof.docgen.rules`)
 ``docs/theorems/*.md``          ``optproof.derivations.theorems.render_docs()``
 ``docs/conventions.md``         stored audits ``docs/data/conventions.json`` (``--audit``)
+``docs/guides/lowbit.md``       stored audits ``docs/data/lowbit.json`` (``--audit``;
+                                :mod:`optproof.docgen.lowbit`)
 ``docs/plots.md``, ``plots/*``  :mod:`optproof.docgen.plots` (PNG + data fingerprint)
 ``docs/api/*.md``               mkdocstrings directives for the public modules
 ``mkdocs.yml``                  the navigation: every page above and the guides
 ``README.md`` (one block)       the AdamW equations as ``optproof show adamw`` prints them
 ==============================  ============================================================
 
-Hand-written: ``docs/guides/*.md`` and ``docs/javascripts/mathjax.js``.
+Hand-written: ``docs/guides/*.md`` (but ``lowbit.md``) and ``docs/javascripts/mathjax.js``.
 
 Text files are compared byte for byte. Plots are compared by data, not pixels: the check
 recomputes each plot's data and compares its fingerprint with the sidecar JSON, and checks
@@ -65,10 +67,8 @@ def _timed(gen: Generated, what: str, fn: Callable):
     return result
 
 
-def _conventions_data(root: Path):
-    from .conventions import DATA_PATH
-
-    path = root / DATA_PATH
+def _stored(root: Path, rel: str):
+    path = root / rel
     return json.loads(path.read_text()) if path.is_file() else None
 
 
@@ -84,10 +84,11 @@ def _readme(root: Path, block: str) -> str:
 
 
 def generate(root: Path | None = None, *, draw: bool = True,
-             conventions_data: dict | None = None) -> Generated:
+             conventions_data: dict | None = None, lowbit_data: dict | None = None) -> Generated:
     """Generate every file (PNG bytes only when ``draw``) from the checkout at ``root``;
-    the conventions page from ``conventions_data`` (default: the stored audits)."""
-    from . import conventions, plots, rules, site
+    the conventions page and the low-bit guide from ``conventions_data`` and ``lowbit_data``
+    (default: the stored audits)."""
+    from . import conventions, lowbit, plots, rules, site
 
     root = root or repository_root()
     gen = Generated()
@@ -104,14 +105,17 @@ def generate(root: Path | None = None, *, draw: bool = True,
 
     text.update(_timed(gen, "theorems", theorem_pages))
 
-    def link(name: str) -> str:
+    def link(name: str, prefix: str = "rules/") -> str:
         try:
-            return rules.rule_link(name, "rules/")
+            return rules.rule_link(name, prefix)
         except StopIteration:
             return f"`{name}`"
 
-    data = conventions_data if conventions_data is not None else _conventions_data(root)
+    data = conventions_data if conventions_data is not None else _stored(root, conventions.DATA_PATH)
     text["docs/conventions.md"] = conventions.conventions_page(data, link)
+    text[lowbit.PAGE_PATH] = lowbit.guide_page(
+        lowbit_data if lowbit_data is not None else _stored(root, lowbit.DATA_PATH),
+        lambda name: link(name, "../rules/"))
     text["docs/index.md"] = _timed(gen, "pages", site.index_page)
     text["docs/plots.md"] = site.plots_page()
     text.update({f"docs/{k}": v for k, v in site.api_pages().items()})
@@ -159,14 +163,22 @@ def write(out: Path | None = None, root: Path | None = None, *, audit: bool = Fa
     (`optproof.docgen.conventions.collect`); ``conventions`` is such a result already
     collected. Stored audits of an earlier run that this one did not produce are removed.
     """
-    from .conventions import AUDITS_DIR, collect, data_files
+    from . import lowbit
+    from .conventions import AUDITS_DIR, collect, data_files, dump
 
     root = root or repository_root()
     out = out or root
     data = conventions if conventions is not None else collect() if audit else None
+    low = lowbit.collect() if audit else None
+    stored_low = low if low is not None else _stored(root, lowbit.DATA_PATH)
+    if data is not None and stored_low is not None:
+        # the low-bit libraries' matrix rows come from the guide's audits (`lowbit.collect`)
+        data = lowbit.merge_into_matrix(data, stored_low)
     gen = generate(root, conventions_data=None if data is None else
-                   {k: v for k, v in data.items() if k != "audits"})
+                   {k: v for k, v in data.items() if k != "audits"}, lowbit_data=low)
     files: dict[str, bytes] = {k: v.encode() for k, v in gen.text.items()}
+    if low is not None:
+        files[lowbit.DATA_PATH] = dump(low).encode()
     if data is not None:
         files.update({k: v.encode() for k, v in data_files(data).items()})
         stored = out / AUDITS_DIR

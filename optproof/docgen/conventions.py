@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ["FRAMEWORKS", "ARGS", "DTYPES", "Framework", "collect", "conventions_page",
-           "data_files", "compare", "DATA_PATH", "AUDITS_DIR", "main"]
+           "data_files", "compare", "not_audited", "DATA_PATH", "AUDITS_DIR", "main"]
 
 #: where the committed audit results live, relative to the repository root
 DATA_PATH = "docs/data/conventions.json"
@@ -336,12 +336,18 @@ def conventions_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], 
         notes = [(r["target"], r.get("dtype"), d) for r in rows for d in r.get("diagnosis", [])]
         if notes:
             out += ["Diagnoses:", ""] + [f"- `{t}` ({dt}): {_cell(d)}" for t, dt, d in notes] + [""]
-    others = [r for r in data["rows"] if not r.get("group")] + list(data.get("others", []))
-    if others:
-        out += ["## Not audited", "", "| target | framework | why |", "|---|---|---|"]
-        out += [f"| `{r['target']}` | {r['framework']} | {_cell(r.get('verdict'))}: "
-                f"{_cell('; '.join(r.get('diagnosis', [])))} |" for r in others]
+    out += not_audited([*data["rows"], *data.get("others", [])])
     return "\n".join(out).rstrip("\n") + "\n"
+
+
+def not_audited(rows: list[Mapping[str, Any]]) -> list[str]:
+    """The section listing the rows without an audit (not importable, refused), and why."""
+    others = [r for r in rows if not r.get("group")]
+    if not others:
+        return []
+    return ["## Not audited", "", "| target | framework | why |", "|---|---|---|"] + [
+        f"| `{r['target']}` | {r['framework']} | {_cell(r.get('verdict'))}: "
+        f"{_cell('; '.join(r.get('diagnosis', [])))} |" for r in others]
 
 
 def _link(rule_link: Callable[[str], str], name: str) -> str:

@@ -38,8 +38,7 @@ def assert_conforms(factory: Callable[..., Any], rule: str, *, dtype: str = "flo
     Raises ``AssertionError`` describing the first divergence (and which variant of the
     rule reproduces the optimizer instead, if one does).
     """
-    from optproof.audit.adapters.base import Adapter
-    from optproof.audit.adapters.torch import TorchSession
+    from optproof.audit.adapters.torch import TorchAdapter
     from optproof.audit.compare import compare
     from optproof.audit.configs import Config, make_problem
     from optproof.audit.drive import run_config
@@ -56,7 +55,6 @@ def assert_conforms(factory: Callable[..., Any], rule: str, *, dtype: str = "flo
     if _takes_hyperparameters(factory):
         # factory(params, **hyper): the audit's configurations of the rule, which expose every
         # convention (ε large, decay under a changing lr, AMSGrad, maximize, ...)
-        from optproof.audit.adapters.torch import TorchAdapter
         from optproof.audit.configs import configs_for
         from optproof.audit.evaluate import prepare
         adapter = TorchAdapter(factory, getattr(factory, "__name__", "factory"))
@@ -70,14 +68,11 @@ def assert_conforms(factory: Callable[..., Any], rule: str, *, dtype: str = "flo
                 continue
             observations.append(obs)
     else:
-        class _Factory(Adapter):
-            framework, torch_style = "torch", True
+        class _Factory(TorchAdapter):
+            """A torch-style adapter whose construction is the user's factory, as given."""
 
             def construct(self, tensors, hyper, defaults, dropped):
                 return factory(tensors)
-
-            def open(self, hyper, params, dtype_, device_, defaults=None):
-                return TorchSession(self, hyper, params, dtype_, device_, defaults)
 
         adapter = _Factory(factory, getattr(factory, "__name__", "factory"))
         for case in range(cases):

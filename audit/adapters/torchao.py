@@ -1,0 +1,93 @@
+"""torchao targets (``torchao.optim.AdamW8bit`` …): torch-style classes.
+
+Read from torchao 0.18.0 ``optim/adam.py``, ``optim/quant_utils.py`` and
+``optim/subclass_{8bit,4bit,fp8}.py``; each claim is measured by the audit or by the
+experiment in brackets:
+
+* ``Adam8bit``, ``Adam4bit``, ``AdamFp8`` add λθ to the gradient (L2, default λ = 0);
+  ``AdamW8bit``, ``AdamW4bit``, ``AdamWFp8`` and ``_AdamW`` decay θ ← θ − γλθ before the
+  update (default λ = 10⁻²) [the audit]. The step is computed in float32
+  (``single_param_adam``), the learning rate is a float32 tensor and the bias corrections
+  1 − βᵗ are computed in float32 from the float32 step counter: against the audit's bound
+  (per-step scalars in float64, rounded once) the eager program deviates by a few ULP from
+  step 1 (2.3 ULP over 1.5 in the plain configuration), a rounding difference, not a
+  convention.
+* The step is compiled with ``torch.compile(fullgraph=True, dynamic=False)``: one compilation
+  per shape and per value of every Python scalar (minutes each on a small CPU). The audit
+  runs it under ``torch.compiler.set_stance("force_eager")``: it checks the conventions and
+  the eager arithmetic of that program, not the compiled kernel's rounding.
+* A state tensor is quantized only when the parameter has at least 4096 elements *and* a
+  multiple of ``block_size`` (256 for 8-bit and FP8, 128 for 4-bit); otherwise it is a plain
+  tensor of the parameter's dtype [the quantization experiment]. 8-bit: codes of the dynamic
+  map (signed for m, unsigned for v), one float32 absmax per block; 4-bit: two codes per
+  byte, m on a 16-entry signed dynamic map, v on the linear map {1/16, …, 1} (no zero);
+  FP8: float8_e4m3fn codes with scale absmax/448. Codes are the nearest map entry, a tie
+  rounding up (``quantize_8bit_with_qmap``); FP8 rounds by the float8 cast.
+* ``bf16_stochastic_round=True`` rounds bfloat16 parameters stochastically
+  (``_fp32_to_bf16_sr``); float32 parameters are unaffected.
+* ``CPUOffloadOptimizer`` asserts a CUDA or XPU device: it cannot run on a CPU-only machine;
+  its CPU step is ``torch.optim.AdamW(fused=True)`` unless another class is given.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import QuantizedState, Unsupported
+from .torch import TorchAdapter
+
+__all__ = ["torchao_adapter", "read_quantized"]
+
+SOURCE = "torchao 0.18.0 optim/subclass_8bit.py, subclass_4bit.py, subclass_fp8.py"
+NEAREST = "nearest, ties up (torchao quant_utils.quantize_*bit_with_qmap)"
+
+
+def _entry(key: str, value: Any) -> QuantizedState | None:
+    import torch
+    codes, scale = getattr(value, "codes", None), getattr(value, "scale", None)
+    if codes is None or scale is None:
+        return None
+    kind = type(value).__name__
+    if kind == "OptimState4bit":  # two codes per byte, high nibble first (dequantize())
+        codes = torch.stack([codes >> 4, codes & 0b1111], dim=-1)
+    if kind == "OptimStateFp8":  # the code is a float8 bit pattern; its value is the map
+        code_map = torch.arange(256, dtype=torch.int32).to(torch.uint8) \
+            .view(torch.float8_e4m3fn).double()
+        codes = codes.reshape(-1).view(torch.uint8)
+        rule, rounding = "absmax/448", "nearest even (cast to float8_e4m3fn)"
+    else:
+        code_map, rule, rounding = value.qmap.double(), "absmax (clipped below at 1e-12)", NEAREST
+    return QuantizedState(key=key, stored_as=key, codes=codes.reshape(-1).long().numpy(),
+                          scales=scale.double().numpy(), code_map=code_map.numpy(),
+                          block_size=int(value.block_size), scale_rule=rule, rounding=rounding,
+                          compute_dtype="float32", source=SOURCE)
+
+
+def read_quantized(optimizer: Any, param: Any) -> dict[str, QuantizedState]:
+    """The quantized entries of ``param``'s state (tensor subclasses holding codes)."""
+    out = {}
+    for key, value in optimizer.state.get(param, {}).items():
+        entry = _entry(key, value)
+        if entry is not None:
+            out[key] = entry
+    return out
+
+
+class _Unrunnable:
+    """A target that cannot run here: every configuration is skipped with the reason."""
+
+    def __init__(self, why: str):
+        self.why = why
+
+    def __call__(self, *args, **kwargs):
+        raise Unsupported(self.why)
+
+
+def torchao_adapter(target, name, extra=None) -> TorchAdapter:
+    expected = None
+    if name == "CPUOffloadOptimizer":  # wraps torch.optim.AdamW unless told otherwise
+        target, expected = _Unrunnable("torchao's CPUOffloadOptimizer asserts a CUDA or XPU "
+                                       "device (its CPU step is torch.optim.AdamW, fused, "
+                                       "unless another optimizer_class is given)"), "adamw"
+    return TorchAdapter(target, name, framework="torchao", extra=extra, expected_rule=expected,
+                        quantized=read_quantized, stance="force_eager")
