@@ -7,12 +7,12 @@ Verdict (exit status of ``optproof audit``):
   the target ran, within the derived bound, and no experiment failed;
 * **deviation** (1) — otherwise: the report says which registered variant reproduces the
   target instead (its conventions then differ from the expected ones on the named axes), or
-  which probe (a named fault, :mod:`.probes`) does, or that none does and which came closest;
+  which probe (a named fault, `probes`) does, or that none does and which came closest;
   a target that raised, returned NaN where the reference is finite or timed out is a
   deviation with that message.
 
 Usage errors (exit 2) — an unimportable target, an unknown rule, a rule the class name does
-not name and ``--rule`` does not give — raise :class:`AuditUsageError`.
+not name and ``--rule`` does not give — raise `AuditUsageError`.
 """
 
 from __future__ import annotations
@@ -116,7 +116,7 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
           device: str = "cpu", seed: int = 0, timeout: float | None = 60.0,
           extra: Mapping[str, Any] | None = None, full: bool = False,
           progress: Callable[[str, int], None] | None = None) -> AuditResult:
-    """Audit ``target`` (an import path or a loaded :class:`Target`).
+    """Audit ``target`` (an import path or a loaded `Target`).
 
     ``extra`` are keywords added to every construction (``{"foreach": True}``);
     ``progress(description, total)`` is called before each unit of work; ``full`` evaluates

@@ -16,9 +16,9 @@ nadam      nadam, nadam:keras3, nadam:optax
 =========  =====================================================================================
 
 A torch-style class (a ``torch.optim.Optimizer`` subclass taking torch.optim's keywords) is
-expected to follow the torch.optim variant its name names (:func:`infer_rule`); a variant
+expected to follow the torch.optim variant its name names (`infer_rule`); a variant
 that takes a structural switch implicitly (``adamw`` is decoupled, ``adam:amsgrad-reddi`` is
-AMSGrad) lists it in :data:`IMPLIED`.
+AMSGrad) lists it in `IMPLIED`.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """The audit as plain data (``optproof audit --json``): every number a JSON number, ``inf``
-as the string ``"inf"``; the schema is the :class:`~.auditor.AuditResult`'s fields."""
+as the string ``"inf"``; the schema is the `AuditResult`'s fields."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ the rest read as attributes) or ``package.module:Name``. The adapter is chosen b
 object is: a ``torch.optim.Optimizer`` subclass (or a callable returning one) is driven as
 a torch-style target; an object from ``optax`` is an optax transformation; one from
 ``keras`` a Keras 3 optimizer. timm and pytorch-optimizer classes are torch-style with
-their keyword translations (:mod:`.adapters.timm`, :mod:`.adapters.pytorch_optimizer`).
+their keyword translations (`adapters.timm`, `adapters.pytorch_optimizer`).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Target:
 
 
 def import_object(path: str) -> Any:
-    """Import ``a.b.C`` or ``a.b:C``; :class:`TargetError` with the reason otherwise."""
+    """Import ``a.b.C`` or ``a.b:C``; `TargetError` with the reason otherwise."""
     path = path.strip()
     if not path or path.startswith(".") or path.endswith((".", ":")):
         raise TargetError(f"TARGET must be an import path like torch.optim.AdamW, got {path!r}")

@@ -101,7 +101,7 @@ PRECISIONS = {
 
 
 def precision(dtype: Any) -> Precision:
-    """The :class:`Precision` of a dtype given as a name or a torch/numpy dtype."""
+    """The `Precision` of a dtype given as a name or a torch/numpy dtype."""
     name = str(dtype).removeprefix("torch.")
     if name not in PRECISIONS:
         raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
@@ -151,7 +151,7 @@ def _function_of(x: mpmath.mpf, e: mpmath.mpf, nonneg: bool, eta: mpmath.mpf) ->
 
 
 class _Bounds:
-    """Evaluates :class:`Bounded` values of expression trees under one rounding model."""
+    """Evaluates `Bounded` values of expression trees under one rounding model."""
 
     def __init__(self, p: Precision, env: Mapping[sp.Symbol, Bounded],
                  scalar: _Bounds | None = None, cast: Callable[[Bounded], Bounded] | None = None):
@@ -280,7 +280,7 @@ def _finite(value: Bounded, p: Precision) -> Bounded:
 def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Sequence[Any],
                 grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
                 state: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Like :func:`~optproof.reference.run`, with a derived error bound for a kernel in ``dtype``.
+    """Like `run`, with a derived error bound for a kernel in ``dtype``.
 
     Returns one dict per step, ``{key: [(exact, bound), ...]}`` for ``param`` and every
     state key (a per-step state gives one pair), and ``"step"``. Starting from

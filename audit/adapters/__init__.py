@@ -7,10 +7,10 @@ torch-style optimizers, their state under torch's keys). One small module per fr
 the optional ones (``optax``, ``keras``, ``timm``, ``pytorch_optimizer``) import their library
 only when used.
 
-* :mod:`.torch` — ``torch.optim.Optimizer`` subclasses (torch, optproof, user code; timm and
+* `torch` — ``torch.optim.Optimizer`` subclasses (torch, optproof, user code; timm and
   pytorch-optimizer classes with their keyword translations).
-* :mod:`.optax` — optax gradient transformations (jax on CPU, float64 enabled).
-* :mod:`.keras` — Keras 3 optimizers on the torch backend.
+* `optax` — optax gradient transformations (jax on CPU, float64 enabled).
+* `keras` — Keras 3 optimizers on the torch backend.
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def translate(hyper: Mapping[str, Any], table: Mapping[str, Any], defaults: Mapp
 
     ``table[key]`` is the framework's name, a callable ``value → {name: value}``, or
     ``None`` where the framework has no equivalent: the keyword is then dropped when its
-    value is torch's default (or off), and the configuration is :class:`Unsupported`
+    value is torch's default (or off), and the configuration is `Unsupported`
     otherwise. A keyword the table does not list is unsupported unless off/default.
     """
     out: dict[str, Any] = {}

@@ -7,7 +7,7 @@ through ``optimizer.state[param]`` (torch's keys) and ``state_dict()``.
 
 A keyword the target does not take (``TypeError: unexpected keyword argument``) is dropped
 and the construction retried when its value is torch's default (the target then behaves as
-if it had it); otherwise the configuration is :class:`Unsupported`.
+if it had it); otherwise the configuration is `Unsupported`.
 """
 
 from __future__ import annotations
