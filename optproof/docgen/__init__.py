@@ -3,24 +3,22 @@
 Everything the generator writes is committed, and ``optproof docs --check`` fails with a diff
 when a committed file is stale:
 
-==============================  ============================================================
-file                            generated from
-==============================  ============================================================
-``docs/index.md``               the rule registry and ``optproof show adamw``
-``docs/rules/<family>.md``      each family's specs (:mod:`optproof.docgen.rules`)
-``docs/theorems/*.md``          ``optproof.derivations.theorems.render_docs()``
-``docs/conventions.md``         stored audits ``docs/data/conventions.json`` (``--audit``)
-``docs/plots.md``, ``plots/*``  :mod:`optproof.docgen.plots` (PNG + data fingerprint)
-``docs/api/*.md``               mkdocstrings directives for the public modules
-``mkdocs.yml``                  the navigation: every page above and the guides
-``README.md`` (one block)       the AdamW equations as ``optproof show adamw`` prints them
-==============================  ============================================================
+| file | generated from |
+|---|---|
+| `docs/index.md` | the rule registry and `optproof show adamw` |
+| `docs/rules/<family>.md` | each family's specs (`optproof.docgen.rules`) |
+| `docs/theorems/*.md` | `optproof.derivations.theorems.render_docs()` |
+| `docs/conventions.md` | stored audits `docs/data/conventions.json` (`--audit`) |
+| `docs/plots.md`, `plots/*` | `optproof.docgen.plots` (PNG + data fingerprint) |
+| `docs/api/*.md` | mkdocstrings directives for the public modules |
+| `mkdocs.yml` | the navigation: every page above and the guides |
+| `README.md` (one block) | the AdamW equations as `optproof show adamw` prints them |
 
 Hand-written: ``docs/guides/*.md`` and ``docs/javascripts/mathjax.js``.
 
 Text files are compared byte for byte. Plots are compared by data, not pixels: the check
 recomputes each plot's data and compares its fingerprint with the sidecar JSON, and checks
-that the committed PNG is the one the sidecar describes (see :mod:`optproof.docgen.plots`).
+that the committed PNG is the one the sidecar describes (see `optproof.docgen.plots`).
 """
 
 from __future__ import annotations
@@ -155,7 +153,7 @@ def write(out: Path | None = None, root: Path | None = None, *, audit: bool = Fa
     """Generate everything and write it under ``out`` (default: the checkout itself).
 
     With ``audit``, first rerun the framework audits and store them
-    (:func:`optproof.docgen.conventions.collect`).
+    (`optproof.docgen.conventions.collect`).
     """
     from .conventions import DATA_PATH, collect, dump
 

@@ -2,13 +2,13 @@
 
 Audits are slow and need the frameworks installed (optax, Keras, timm, pytorch-optimizer are
 optional), so they are not rerun by ``optproof docs``: ``optproof docs --audit`` runs them
-with :func:`collect` and stores the results with the framework versions in
+with `collect` and stores the results with the framework versions in
 ``docs/data/conventions.json`` (committed); ``optproof docs`` and ``--check`` render the page
 ``docs/conventions.md`` from that file only, so the check is cheap and reproducible anywhere.
 
-:func:`collect` is the integration point with ``optproof.audit``: it calls the audit's Python
-API (``optproof.audit.audit``, found by :func:`_audit_api`) once per importable target of
-:data:`TARGETS` and reduces each ``AuditResult`` to a row (:func:`_row`); a target that does
+`collect` is the integration point with ``optproof.audit``: it calls the audit's Python
+API (``optproof.audit.audit``, found by `_audit_api`) once per importable target of
+`TARGETS` and reduces each ``AuditResult`` to a row (`_row`); a target that does
 not import, or that the audit cannot drive yet (no adapter for its framework), is listed with
 the reason.
 """
@@ -85,7 +85,7 @@ def _audit_api() -> Callable[..., Any]:
 
 
 def _row(target: Target, result: Any) -> dict[str, Any]:
-    """One matrix row from an ``AuditResult`` (:mod:`optproof.audit.auditor`)."""
+    """One matrix row from an ``AuditResult`` (`optproof.audit.auditor`)."""
     best = result.hypothesis(result.best) if result.best else None
     first = result.first_divergence
     return {

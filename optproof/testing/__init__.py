@@ -23,7 +23,7 @@ def test_in_float64_too():
 ```
 
 Keywords are torch.optim's (``lr``, ``betas``, ``eps``, ``weight_decay``, ``amsgrad``, …). The hypothesis
-strategies of optproof's own suite (problems over the rules' whole domains) are to live in
+strategies of optproof's own suite (problems over the rules' whole domains) are in
 ``optproof.testing.strategies``.
 """
 
