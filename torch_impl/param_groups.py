@@ -33,7 +33,7 @@ def param_groups_no_decay(
 
     * every parameter with ``ndim <= 1`` (biases, norm scales/shifts, scalars);
     * every parameter owned by a module that is an instance of ``no_decay``
-      (default: LayerNorm, BatchNorm*/InstanceNorm*, GroupNorm, RMSNorm,
+      (default: LayerNorm, ``BatchNorm*``/``InstanceNorm*``, GroupNorm, RMSNorm,
       LocalResponseNorm).  Add ``nn.Embedding`` to also exempt embedding tables.
 
     Shared (tied) parameters appear once; a parameter exempted anywhere is
