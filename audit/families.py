@@ -4,16 +4,14 @@ An audit compares a target with every variant of its *group* (the rules a user c
 the same optimizer name), not only those sharing the spec's ``family`` prefix: an ``AdamW``
 that applies L2 decay is caught because the ``adam`` variant, not ``adamw``, reproduces it.
 
-=========  =====================================================================================
-group      variants (registered in ``optproof.derivations.specs``)
-=========  =====================================================================================
-adam       adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi
-sgd        sgd, sgdw, sgd:sutskever, sgd:optax-trace
-adagrad    adagrad, adagrad:keras
-adadelta   adadelta
-rmsprop    rmsprop, rmsprop:eps-inside, rmsprop:lr-in-momentum, rmsprop:keras-centered
-nadam      nadam, nadam:keras3, nadam:optax
-=========  =====================================================================================
+| group | variants (registered in ``optproof.derivations.specs``) |
+|---|---|
+| adam | adam, adamw, adamw:paper, adamw:fully-decoupled, adam:eps-hat, adam:amsgrad-reddi |
+| sgd | sgd, sgdw, sgd:sutskever, sgd:optax-trace |
+| adagrad | adagrad, adagrad:keras |
+| adadelta | adadelta |
+| rmsprop | rmsprop, rmsprop:eps-inside, rmsprop:lr-in-momentum, rmsprop:keras-centered |
+| nadam | nadam, nadam:keras3, nadam:optax |
 
 A torch-style class (a ``torch.optim.Optimizer`` subclass taking torch.optim's keywords) is
 expected to follow the torch.optim variant its name names (`infer_rule`); a variant

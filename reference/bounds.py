@@ -8,6 +8,7 @@ program's lines substituted into one another, so that a kernel may group the ope
 several lines as it likes) with the exact operands, each node's bound follows from its
 operands' bounds:
 
+```text
 =============  ==========================================================================
 node           bound on |computed − exact| (x exact value, eᵢ operand bounds)
 =============  ==========================================================================
@@ -29,6 +30,7 @@ aᵇ, b ∉ ℤ      |x|·(|b|·e_a/|a| + |ln a|·e_b) + u·|x| + η      (per-s
 max(a, b)      max(e_a, e_b)                                  (exact operation)
 |a|            e_a                                            (exact operation)
 =============  ==========================================================================
+```
 
 The bound carries the conditioning of every subtraction (|x| small against Σ|aᵢ|), as
 DESIGN.md asks. Sub-expressions that depend only on t and the hyperparameters (bias

@@ -12,18 +12,16 @@ Keyword translation (torch → optax, checked against optax 0.2.8): ``lr`` → `
 ``momentum`` (0 → ``None``), ``nesterov``, ``centered``, ``rho``,
 ``initial_accumulator_value``. The variant each transformation documents:
 
-=========  ==========================  =====================================================
-optax      expected variant            notes
-=========  ==========================  =====================================================
-adam       adam                        no weight decay, no maximize
-adamw      adamw                       "documented as following torch"
-amsgrad    adam (amsgrad=True)         optax's default maximum is over the corrected v̂
-sgd        sgd:optax-trace             no dampening, no weight decay
-rmsprop    rmsprop:keras-centered      ε inside the root, γ before the momentum trace
-adagrad    adagrad:keras               ε inside the root, no lr decay
-adadelta   adadelta
-nadam      nadam:optax                 Adam with Nesterov, constant β₁
-=========  ==========================  =====================================================
+| optax | expected variant | notes |
+|---|---|---|
+| adam | adam | no weight decay, no maximize |
+| adamw | adamw | "documented as following torch" |
+| amsgrad | adam (amsgrad=True) | optax's default maximum is over the corrected v̂ |
+| sgd | sgd:optax-trace | no dampening, no weight decay |
+| rmsprop | rmsprop:keras-centered | ε inside the root, γ before the momentum trace |
+| adagrad | adagrad:keras | ε inside the root, no lr decay |
+| adadelta | adadelta |  |
+| nadam | nadam:optax | Adam with Nesterov, constant β₁ |
 """
 
 from __future__ import annotations

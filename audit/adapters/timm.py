@@ -4,14 +4,12 @@ timm 1.0 imports torchvision at package import; where no torchvision matching th
 installed torch exists, ``import timm`` fails and the audit reports it (exit 2). The
 expected variants (timm ``optim/*.py`` @ 1.0.31):
 
-============  =======================  ================================================
-timm          expected variant         convention
-============  =======================  ================================================
-SGDW          sgdw                     θ ← θ(1 − γλ), then torch's momentum
-RMSpropTF     rmsprop:keras-centered   ε inside the root, γ inside the momentum buffer
-AdamWLegacy   adamw
-NAdamLegacy   nadam
-============  =======================  ================================================
+| timm | expected variant | convention |
+|---|---|---|
+| SGDW | sgdw | θ ← θ(1 − γλ), then torch's momentum |
+| RMSpropTF | rmsprop:keras-centered | ε inside the root, γ inside the momentum buffer |
+| AdamWLegacy | adamw |  |
+| NAdamLegacy | nadam |  |
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ when a committed file is stale:
 
 | file | generated from |
 |---|---|
-| `docs/index.md` | the rule registry and `optproof show adamw` |
-| `docs/rules/<family>.md` | each family's specs (`optproof.docgen.rules`) |
-| `docs/theorems/*.md` | `optproof.derivations.theorems.render_docs()` |
-| `docs/conventions.md` | stored audits `docs/data/conventions.json` (`--audit`) |
-| `docs/plots.md`, `plots/*` | `optproof.docgen.plots` (PNG + data fingerprint) |
-| `docs/api/*.md` | mkdocstrings directives for the public modules |
-| `mkdocs.yml` | the navigation: every page above and the guides |
-| `README.md` (one block) | the AdamW equations as `optproof show adamw` prints them |
+| ``docs/index.md`` | the rule registry and ``optproof show adamw`` |
+| ``docs/rules/<family>.md`` | each family's specs (`optproof.docgen.rules`) |
+| ``docs/theorems/*.md`` | ``optproof.derivations.theorems.render_docs()`` |
+| ``docs/conventions.md`` | stored audits ``docs/data/conventions.json`` (``--audit``) |
+| ``docs/plots.md``, ``plots/*`` | `optproof.docgen.plots` (PNG + data fingerprint) |
+| ``docs/api/*.md`` | mkdocstrings directives for the public modules |
+| ``mkdocs.yml`` | the navigation: every page above and the guides |
+| ``README.md`` (one block) | the AdamW equations as ``optproof show adamw`` prints them |
 
 Hand-written: ``docs/guides/*.md`` and ``docs/javascripts/mathjax.js``.
 
