@@ -111,11 +111,13 @@ SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|mod|func|meth|data|attr|exc|obj|con
 SOURCE_DIRS = ("optproof", "derivations", "reference", "torch_impl", "audit", "bench", "tests")
 
 
-def test_no_sphinx_roles_in_docstrings():
-    """Docstrings are Markdown (mkdocstrings, Google style): a Sphinx role (:class:,
-    :func:, :mod: and the like, before a name in backticks) renders as literal text on the
-    site. Cross-references are plain backticks or
-    mkdocstrings' [name][optproof.module.name]."""
+def test_docstrings_are_markdown():
+    """Docstrings are Markdown (mkdocstrings, Google style), with none of reStructuredText's
+    markup, which the site would show as literal text: no Sphinx role (:class:, :func:,
+    :mod: and the like, before a name in backticks), no literal block announced by a
+    trailing double colon, no simple table between borders of equals signs (outside a
+    fenced block). Cross-references are plain backticks or mkdocstrings'
+    [name][optproof.module.name]."""
     found = []
     for folder in SOURCE_DIRS:
         for source in sorted((ROOT / folder).rglob("*.py")):
@@ -123,7 +125,21 @@ def test_no_sphinx_roles_in_docstrings():
             for node in ast.walk(tree):
                 if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
                                      ast.AsyncFunctionDef)):
-                    doc = ast.get_docstring(node, clean=False) or ""
-                    found += [f"{source.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}: "
-                              f"{m.group()}" for m in SPHINX_ROLE.finditer(doc)]
+                    where = f"{source.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}"
+                    found += [f"{where}: {m}" for m in _rst_markup(ast.get_docstring(node) or "")]
     assert not found, "\n".join(found)
+
+
+RST_BORDER = re.compile(r"^\s*=+(?:[ \t]+=+)+\s*$")
+RST_LITERAL = re.compile(r"[^:\s]::\s*$")
+
+
+def _rst_markup(doc: str) -> list[str]:
+    out = [m.group() for m in SPHINX_ROLE.finditer(doc)]
+    fenced = False
+    for line in doc.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (RST_BORDER.match(line) or RST_LITERAL.search(line)):
+            out.append(line.strip())
+    return out
