@@ -7,7 +7,7 @@ from the code.
 * ```` ```console ````: each ``$ optproof ...`` line is a command, run in a subprocess from the
   repository root (``python -m optproof``); the lines up to the next ``$`` are its output,
   compared after normalising what legitimately varies (trailing spaces, a duration
-  ``(12.3 s)``). A command without shown output must exit 0.
+  ``(12.3 s)``); every command must exit 0.
 * ```` ```bash ````: each line is such a command (without the ``$``).
 
 A block that cannot run here (it installs packages, needs CUDA or an optional library, runs
@@ -142,13 +142,12 @@ def _run_commands(block: Block) -> None:
     assert commands, f"{block.id}: a {block.lang} block with no command"
     for command, shown in commands:
         result = _run_command(command)
+        assert result.returncode == 0, (
+            f"{block.id}: `{command}` exited {result.returncode}\n"
+            f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
         if any(line.strip() for line in shown):
             assert _normalise(result.stdout) == _normalise("\n".join(shown)), (
                 f"{block.id}: `{command}` printed\n{result.stdout}\n{result.stderr}")
-        else:
-            assert result.returncode == 0, (
-                f"{block.id}: `{command}` exited {result.returncode}\n"
-                f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
 RUNNERS = {"python": _run_python, "console": _run_commands, "bash": _run_commands}
