@@ -22,7 +22,7 @@ Verdict (exit status of ``optproof audit``):
   deviation with that message.
 
 Usage errors (exit 2) — an unimportable target, an unknown rule, a rule the class name does
-not name and ``--rule`` does not give — raise :class:`AuditUsageError`.
+not name and ``--rule`` does not give — raise `AuditUsageError`.
 """
 
 from __future__ import annotations
@@ -137,7 +137,7 @@ def audit(target: str | Target, *, rule: str | None = None, steps: int = 5, dtyp
           warmup: float | None = None,
           extra: Mapping[str, Any] | None = None, full: bool = False,
           progress: Callable[[str, int], None] | None = None) -> AuditResult:
-    """Audit ``target`` (an import path or a loaded :class:`Target`).
+    """Audit ``target`` (an import path or a loaded `Target`).
 
     ``extra`` are keywords added to every construction (``{"foreach": True}``);
     ``progress(description, total)`` is called before each unit of work; ``full`` evaluates

@@ -16,7 +16,7 @@ For each configuration a hypothesis applies to, one of two checks (``DESIGN.md``
 An element violates when |target − exact| exceeds the bound, or when the target is NaN/±∞
 where the exact value and its bound are finite. A per-tensor scalar state (``mu_product``)
 may be stored in the parameters' dtype: its bound gains one rounding of that dtype. Errors
-are reported in ULPs of the audited dtype at the exact value (:func:`~optproof.reference.ulp`).
+are reported in ULPs of the audited dtype at the exact value (`ulp`).
 """
 
 from __future__ import annotations

@@ -165,7 +165,7 @@ def run_config(adapter: Adapter, config: Config, problem: Problem, defaults: Map
 def drive(adapter: Adapter, configs: Sequence[Config], *, steps: int, seed: int, dtype: str,
           device: str, defaults: Mapping[str, Any], timeout: float | None,
           progress: Callable[[], None] | None = None) -> list[ConfigObs]:
-    """Run every configuration; returns one :class:`ConfigObs` each."""
+    """Run every configuration; returns one `ConfigObs` each."""
     out = []
     for index, config in enumerate(configs):
         problem = make_problem(config, steps, seed, dtype, index)

@@ -3,15 +3,15 @@
 A *hypothesis* is what a target might compute: a registered variant (``adamw``), or a probe
 that mutates one (ε inside the root, a missing bias correction, a counter advanced per
 parameter, one state shared by all parameter tensors, state kept in a lower precision).
-:func:`prepare` resolves it against a configuration (or finds it does not apply);
-:func:`bounded_step` evaluates one step for several parameter tensors from given inputs and
+`prepare` resolves it against a configuration (or finds it does not apply);
+`bounded_step` evaluates one step for several parameter tensors from given inputs and
 returns, per output element, the exact value and the derived bound on a kernel's error.
 
-The arithmetic is :mod:`optproof.reference.bounds`'s (running error analysis after Higham,
+The arithmetic is `optproof.reference.bounds`'s (running error analysis after Higham,
 *Accuracy and Stability of Numerical Algorithms*, §2.2, §2.8) applied line by line to the
 spec's program: per-step scalars (bias corrections, step sizes) in float64 then cast into
 the kernel's compute type, elementwise lines charged one rounding of the storage dtype each.
-It is :func:`optproof.reference.bounded_run`'s loop with three freedoms the audit needs:
+It is `optproof.reference.bounded_run`'s loop with three freedoms the audit needs:
 
 * the inputs of a step may be the *target's own* values with zero error (the one-step
   oracle) or the reference's carried values with their bounds (the trajectory check);
@@ -196,7 +196,7 @@ def _plan(program, zeros: frozenset = frozenset()) -> tuple[dict, dict, list]:
     into the tensor's type, at every element; doing that once per tensor gives the same
     values and bounds (the trees are rewritten only at those nodes, so their shape — hence
     the rounding count — is unchanged). ``tests/test_audit_evaluate.py`` checks the
-    equivalence with :func:`~optproof.reference.bounded_run`.
+    equivalence with `bounded_run`.
     """
     plan = _PLANS.get((id(program), zeros))
     if plan is not None and plan[0] is program:
@@ -246,7 +246,7 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
     Each tensor is ``{"t": step number, "param": [(x, e)], "grad": [float], key: [(x, e)]}``
     (a per-step key holds one pair, or a list of one); a state key left out starts at the
     rule's initial value. Returns per tensor ``{"param": [b], key: [b] | b}`` of
-    :class:`~optproof.reference.bounds.Bounded` ``b = (x, e, nonneg)``: x the exact value, e
+    `Bounded` ``b = (x, e, nonneg)``: x the exact value, e
     the bound on a kernel's error (``inf`` where no claim is made). Every
     state is returned (a trajectory carries them); only ``prep.kept`` are the framework's.
 

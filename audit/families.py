@@ -4,6 +4,7 @@ An audit compares a target with every variant of its *group* (the rules a user c
 the same optimizer name), not only those sharing the spec's ``family`` prefix: an ``AdamW``
 that applies L2 decay is caught because the ``adam`` variant, not ``adamw``, reproduces it.
 
+```text
 =========  =====================================================================================
 group      variants (registered in ``optproof.derivations.specs``)
 =========  =====================================================================================
@@ -15,11 +16,12 @@ adadelta   adadelta
 rmsprop    rmsprop, rmsprop:eps-inside, rmsprop:lr-in-momentum, rmsprop:keras-centered
 nadam      nadam, nadam:keras3, nadam:optax, nadamw:optax, nadamw:timm
 =========  =====================================================================================
+```
 
 A torch-style class (a ``torch.optim.Optimizer`` subclass taking torch.optim's keywords) is
 expected to follow the torch.optim variant whose class it is or inherits (`infer_rule`); a
 variant that takes a structural switch implicitly (``adamw`` is decoupled, ``adam:amsgrad-reddi`` is
-AMSGrad) lists it in :data:`IMPLIED`.
+AMSGrad) lists it in `IMPLIED`.
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ TORCH_CLASSES = {"Adam": "adam", "AdamW": "adamw", "SGD": "sgd", "Adagrad": "ada
 
 def infer_rule(names: list[str]) -> str | None:
     """The torch variant named by the first of ``names`` (a class name and its bases) that
-    is exactly one of torch.optim's audited classes (:data:`TORCH_CLASSES`): ``AdamW`` →
+    is exactly one of torch.optim's audited classes (`TORCH_CLASSES`): ``AdamW`` →
     ``adamw``, a subclass of ``torch.optim.SGD`` → ``sgd``. Nothing is read into a name
     that merely contains one: ``RAdam``, ``Adamax``, ``SparseAdam``, ``ASGD`` and
     ``NaNAdamW`` follow other rules (or none registered), and ``None`` makes the audit ask

@@ -4,6 +4,7 @@ When neither the expected variant nor any other registered variant reproduces a 
 auditor tries these, each a one-change mutation of the expected variant stated with the same
 symbolic transforms (so its reference and bound come out of the same machinery):
 
+```text
 ==============================  ==================================================================
 probe                           what the target does instead
 ==============================  ==================================================================
@@ -36,6 +37,7 @@ probe                           what the target does instead
 ``~scalars-float32``            per-step scalars (NAdam's ``mu_product`` and what is built on
                                 it) held in float32 for float64 parameters (torch.optim.NAdam)
 ==============================  ==================================================================
+```
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The audit's configurations step tensors of at most 135 elements, and the libraries quantize
 only larger ones (bitsandbytes from ``min_8bit_size`` = 4096 elements, torchao from 4096
 elements that fill whole blocks). This experiment steps the target on tensors around those
-thresholds — :data:`SIZES` — and reads back, through the adapter's
+thresholds — `SIZES` — and reads back, through the adapter's
 [QuantizedState][optproof.audit.adapters.base.QuantizedState] reader, which entries each
 keeps as codes and in which format (bits, block size, scale rule, code map).
 

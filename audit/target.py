@@ -4,7 +4,7 @@
 the rest read as attributes) or ``package.module:Name``. The adapter is chosen by what the
 object is: a ``torch.optim.Optimizer`` subclass (or a callable returning one) is driven as
 a torch-style target; an object from ``optax`` is an optax transformation; one from
-``keras`` a Keras 3 optimizer. Classes of the libraries in :data:`TORCH_STYLE` (timm,
+``keras`` a Keras 3 optimizer. Classes of the libraries in `TORCH_STYLE` (timm,
 pytorch-optimizer, bitsandbytes, torchao, DeepSpeed, heavyball) are torch-style with their
 library's keyword translations, state keys and expected variants (one module per library in
 ``audit/adapters``).
@@ -53,7 +53,7 @@ class Target:
 
 
 def import_object(path: str) -> Any:
-    """Import ``a.b.C`` or ``a.b:C``; :class:`TargetError` with the reason otherwise."""
+    """Import ``a.b.C`` or ``a.b:C``; `TargetError` with the reason otherwise."""
     path = path.strip()
     if not path or path.startswith(".") or path.endswith((".", ":")):
         raise TargetError(f"TARGET must be an import path like torch.optim.AdamW, got {path!r}")

@@ -1,7 +1,7 @@
 """A deadline for calls into the audited target: a target that hangs is reported, not waited on.
 
 In the main thread of a POSIX process the deadline is ``signal.setitimer(ITIMER_REAL)``: the
-alarm raises :class:`TargetTimeout` inside the target's Python code (or interrupts a blocking
+alarm raises `TargetTimeout` inside the target's Python code (or interrupts a blocking
 call that checks for signals). Elsewhere (another thread, Windows) no deadline is set and the
 call runs to completion; the report says so.
 """
@@ -25,7 +25,7 @@ def deadline_supported() -> bool:
 
 @contextmanager
 def deadline(seconds: float | None):
-    """Raise :class:`TargetTimeout` in the body after ``seconds`` (``None``: no deadline)."""
+    """Raise `TargetTimeout` in the body after ``seconds`` (``None``: no deadline)."""
     if not seconds or not deadline_supported():
         yield
         return

@@ -1,9 +1,9 @@
 """Golden test vectors: ``optproof vectors RULE`` for anyone checking another framework.
 
-For each audit configuration the rule can express (:mod:`.configs`), the inputs — parameter
+For each audit configuration the rule can express (`configs`), the inputs — parameter
 tensors, gradients per step, hyperparameters under torch.optim's names, the learning rate
 of each step — and the reference outputs after every step (parameters and every state the
-rule keeps, under torch's keys), computed by :func:`optproof.reference.run` at ``dps``
+rule keeps, under torch's keys), computed by `optproof.reference.run` at ``dps``
 significant digits from the exact inputs.
 
 Every number is a decimal string: inputs are doubles written with ``repr`` (they read back

@@ -6,10 +6,10 @@ For each rule (SGD with momentum, Adagrad, Adadelta, RMSprop, Adam, AdamW, NAdam
 size (1 × 10M, 100 × 100k, 2000 × 1k elements), dtype (float32, bfloat16) and device (CPU;
 CUDA when present) every available path of both libraries — for-loop, foreach, fused (torch
 has fused kernels for SGD, Adagrad, Adam and AdamW only) — steps the same parameters,
-gradients and state: the very same memory (:func:`share_state`), since where a buffer lies
+gradients and state: the very same memory (`share_state`), since where a buffer lies
 in physical memory moves a memory-bound step by several per cent.  The paths of one (rule,
 size, dtype, device) cell are timed *interleaved*, round-robin in a shuffled order, one step
-each per round, each after the caches were evicted (:func:`cache_flusher`), so that a shared
+each per round, each after the caches were evicted (`cache_flusher`), so that a shared
 or throttled machine slows them all alike: the ratios measured in the same run are the
 claim, not the absolute times.
 
@@ -33,7 +33,7 @@ for-loop and foreach paths against torch's same path (``ratio_same_path``, targe
 ``SAME_PATH_TARGET``: the Python around the same kernels costs at most 5 %).
 
 **Anchors.** Where installed, other libraries' CPU Adam and AdamW step in the same rounds
-of the ``adam`` and ``adamw`` cells (:func:`anchors`): DeepSpeed's ``DeepSpeedCPUAdam`` (the
+of the ``adam`` and ``adamw`` cells (`anchors`): DeepSpeed's ``DeepSpeedCPUAdam`` (the
 AVX C++ kernel of ZeRO-Offload; ``adamw_mode`` per rule, its default float32 state and, for
 16-bit parameters, also ``fp32_optimizer_states=False``), bitsandbytes' ``Adam``/``AdamW``
 (32-bit state) and ``AdamW8bit`` (8-bit state on every tensor: ``min_8bit_size=0``) through its
@@ -198,7 +198,7 @@ def share_state(optimizers, params) -> list[tuple[dict, str, Tensor]]:
     Per-tensor scalars (``step``, NAdam's ``mu_product``) stay each optimizer's own, as does
     a state kept in a tensor subclass (torchao's quantized state); one buffer is kept per
     key and dtype (DeepSpeed's float32 state beside bfloat16 ones, 8-bit codes).
-    Returns (state, key, shared view) triples for :func:`check_shared`."""
+    Returns (state, key, shared view) triples for `check_shared`."""
     flat: dict[tuple, Tensor] = {}
     owner: dict[tuple, Any] = {}  # the optimizer whose values fill each buffer
     shared = []
@@ -255,7 +255,7 @@ def paired_ratio(times: list[float], ref: Record) -> float:
 
 
 def paired_ratio_ci(times: list[float], ref: Record, z: float = 1.96) -> tuple[float, float]:
-    """A distribution-free 95 % confidence interval of :func:`paired_ratio`: the per-round
+    """A distribution-free 95 % confidence interval of `paired_ratio`: the per-round
     ratios of ranks ⌊n/2 − z√n/2⌋ and ⌈1 + n/2 + z√n/2⌉ (1-based; the normal approximation
     of the binomial interval of a median: ranks 10 and 22 for n = 31)."""
     ratios = sorted(a / b for a, b in zip(times, ref.times_ms))

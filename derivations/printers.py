@@ -1,7 +1,7 @@
 """Print a rule's program as LaTeX, Unicode or Markdown, from its symbolic expressions.
 
-Nothing here holds a formula: every equation is SymPy's rendering of a :class:`Line` of the
-rule's :class:`~optproof.derivations.program.Program`. A rule's structural flags (``amsgrad``,
+Nothing here holds a formula: every equation is SymPy's rendering of a `Line` of the
+rule's `Program`. A rule's structural flags (``amsgrad``,
 ``maximize``, …) are shown as the lines that change when the flag is switched on.
 """
 
@@ -128,7 +128,7 @@ _RENDERERS: dict[str, Callable[[Spec], str]] = {
 
 
 def render(spec: Spec, fmt: str = "unicode") -> str:
-    """The rule ``spec`` in format ``fmt`` (one of :data:`FORMATS`)."""
+    """The rule ``spec`` in format ``fmt`` (one of `FORMATS`)."""
     if fmt not in _RENDERERS:
         raise ValueError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     return _RENDERERS[fmt](spec)

@@ -6,9 +6,9 @@ algorithm boxes of Kingma & Ba or the torch.optim documentation read. The inputs
 the previous parameter θₜ₋₁, the gradient gₜ, the previous state (mₜ₋₁, vₜ₋₁, …), the
 hyperparameters and the step counter t; the outputs are θₜ and the new state.
 
-Transforms (:mod:`optproof.derivations.transforms`) append lines through a :class:`Builder`;
+Transforms (`optproof.derivations.transforms`) append lines through a `Builder`;
 everything else — printing, the closed form, the mpmath step, the error bound — reads the
-finished :class:`Program`.
+finished `Program`.
 """
 
 from __future__ import annotations

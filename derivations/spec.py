@@ -1,10 +1,10 @@
 """A rule's specification and the registry of all rules.
 
-A :class:`Spec` is the single source of truth for one update rule or one framework's
+A `Spec` is the single source of truth for one update rule or one framework's
 variant of it: its name, the sources it follows, the torch.optim keyword arguments it takes
 (with defaults), which of those are structural flags (``amsgrad``, ``nesterov``, …), and the
 chain of transforms that states it. Everything else — equations, references, bounds, docs —
-is computed from :meth:`Spec.program`.
+is computed from `Spec.program`.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Hyperparameters are declared once here with the SymPy assumptions their domains imply
 (``lr > 0`` is ``positive=True``, ``0 ≤ β < 1`` is ``nonnegative=True`` plus the interval
-recorded in :class:`Hyper`), the torch.optim keyword they stand for, and a one-line meaning.
+recorded in `Hyper`), the torch.optim keyword they stand for, and a one-line meaning.
 Per-element quantities (θ, g and the state) are plain real symbols; the step counter ``t`` is a
 positive integer.
 

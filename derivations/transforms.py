@@ -1,15 +1,15 @@
-"""Symbolic gradient transformations, composed with :func:`chain` into a rule.
+"""Symbolic gradient transformations, composed with `chain` into a rule.
 
 The idea is optax's (a rule is a chain of small transformations of the update), done in
-SymPy: each transformation appends lines to a :class:`~optproof.derivations.program.Builder`.
+SymPy: each transformation appends lines to a `Builder`.
 Where a transformation sits in the chain is part of the rule — ``add_l2`` before the moments
 is L2 regularisation, ``add_decayed_weights`` on the parameter is decoupled decay.
 
 Two quantities are derived here rather than typed in:
 
-* the L2 term, as ``sympy.diff`` of the regularised loss L(θ) + λ/2·θ² (:func:`l2_gradient`);
+* the L2 term, as ``sympy.diff`` of the regularised loss L(θ) + λ/2·θ² (`l2_gradient`);
 * the bias correction, as the sum of the EMA weights computed by ``sympy.summation``
-  (:func:`ema_weight_sum`), which gives 1 − βᵗ.
+  (`ema_weight_sum`), which gives 1 − βᵗ.
 """
 
 from __future__ import annotations
@@ -228,8 +228,8 @@ def _size(b: Builder, size: Hyper | sp.Expr) -> sp.Expr:
 
 
 def weight_decay(wd: Hyper, scale: Hyper | sp.Expr, *, decoupled: bool) -> Transform:
-    """torch's two decays: L2, gₜ ← gₜ + λθₜ₋₁ (:func:`add_l2`), or with
-    ``decoupled_weight_decay=True`` θₜ ← θₜ₋₁(1 − s·λ) first (:func:`add_decayed_weights`)."""
+    """torch's two decays: L2, gₜ ← gₜ + λθₜ₋₁ (`add_l2`), or with
+    ``decoupled_weight_decay=True`` θₜ ← θₜ₋₁(1 − s·λ) first (`add_decayed_weights`)."""
     return add_decayed_weights(wd, scale) if decoupled else add_l2(wd)
 
 
@@ -314,7 +314,7 @@ DECAYED_LR = sp.Symbol("gamma_t", positive=True)
 
 def inverse_time_decay(lr: Hyper, decay: Hyper) -> Transform:
     """torch Adagrad's rate γₜ ← γ/(1 + (t − 1)κ) (``clr`` in torch.optim 2.13 ``adagrad.py``);
-    later transforms read it as :data:`DECAYED_LR`."""
+    later transforms read it as `DECAYED_LR`."""
 
     def apply(b: Builder) -> None:
         b.let(DECAYED_LR, b.hyper(lr) / (1 + (t - 1) * b.hyper(decay)), "learning-rate decay")
@@ -399,7 +399,7 @@ MU_NEXT = sp.Symbol("mu_t+1", nonnegative=True)
 
 
 def scale_by_nadam(beta1: Hyper, beta2: Hyper, eps: Hyper, *, eps_floor: bool = False) -> Transform:
-    """NAdam's direction after :func:`nadam_schedule` (Dozat 2016, Algorithm 2; torch.optim
+    """NAdam's direction after `nadam_schedule` (Dozat 2016, Algorithm 2; torch.optim
     2.13 ``nadam.py``): m̂ₜ = μₜ₊₁mₜ/(1 − Πₜμₜ₊₁) + (1 − μₜ)gₜ/(1 − Πₜ), v̂ₜ = vₜ/(1 − β₂ᵗ),
     uₜ = m̂ₜ/(√v̂ₜ + ε)."""
 

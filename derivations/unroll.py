@@ -1,6 +1,6 @@
 """Unroll k steps of any rule: θ_k in terms of θ₀ and the gradients g₁ … g_k.
 
-A rule's :class:`~optproof.derivations.program.Program` is one step: lines ``target ← expr``
+A rule's `Program` is one step: lines ``target ← expr``
 of θₜ₋₁, gₜ, the state and t. Unrolling runs those lines k times with the step counter
 replaced by 1, 2, …, k, the gradient by g₁, g₂, …, the parameter by the previous step's value
 and each state by its value after the previous step (its initial value, usually 0, before the
@@ -9,7 +9,7 @@ step 2, ``theta_3`` for θₜ in step 3 — so the unrolled steps read like an a
 common subexpressions stay shared; a target the step rebinds (gₜ ← gₜ + λθₜ₋₁) or reassigns
 later (AdamW's θₜ ← θₜ₋₁(1 − γλ) before the step) is substituted into the line that uses it.
 
-:meth:`Unrolled.expand` substitutes the named symbols back, all of them (θ_k as one
+`Unrolled.expand` substitutes the named symbols back, all of them (θ_k as one
 expression of θ₀ and g₁ … g_k) or all but those kept (θ_k in terms of θ₀ … θ_{k−1}: the
 "unrolled momentum" form the theorems compare). A hyperparameter may vary per step (a
 learning-rate schedule): it is then a fresh symbol per step, γ₁, γ₂, …, with the same domain.
@@ -195,5 +195,5 @@ def unroll(program: Program, k: int, *, vary: Iterable[str] = (),
 
 
 def per_step(h: Hyper, k: int) -> tuple[sp.Symbol, ...]:
-    """The per-step symbols h₁ … h_k :func:`unroll` uses for a varying hyperparameter."""
+    """The per-step symbols h₁ … h_k `unroll` uses for a varying hyperparameter."""
     return tuple(step_symbol(h.symbol, i) for i in range(1, k + 1))

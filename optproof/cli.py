@@ -5,7 +5,7 @@ its spec; ``optproof show --list`` lists every rule and variant with its source.
 ``optproof derive NAME [--steps K] [--format …]`` prints a theorem's statement and derivation;
 ``optproof derive --list`` lists the theorems; ``optproof derive --check`` proves them all and
 exits 1 if any proof fails. ``optproof docs [--out DIR] [--check] [--audit]`` regenerates
-the documentation (:mod:`optproof.docgen`). Usage errors
+the documentation (`optproof.docgen`). Usage errors
 exit with status 2 and one line on standard error, never a traceback.
 """
 

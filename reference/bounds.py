@@ -8,6 +8,7 @@ program's lines substituted into one another, so that a kernel may group the ope
 several lines as it likes) with the exact operands, each node's bound follows from its
 operands' bounds:
 
+```text
 =============  ==========================================================================
 node           bound on |computed − exact| (x exact value, eᵢ operand bounds)
 =============  ==========================================================================
@@ -30,6 +31,7 @@ aᵇ, b ∉ ℤ      |x|·(|b|·e_a/|a| + |ln a|·e_b) + u·|x| + η      (per-s
 max(a, b)      max(e_a, e_b)                                  (exact operation)
 |a|            e_a                                            (exact operation)
 =============  ==========================================================================
+```
 
 The bound carries the conditioning of every subtraction (|x| small against Σ|aᵢ|), as
 DESIGN.md asks. Sub-expressions that depend only on t and the hyperparameters (bias
@@ -42,7 +44,7 @@ upper bound for kernels that keep intermediates in float32 (torch's ``opmath``) 
 
 A framework that holds its hyperparameters in a lower format and computes the per-step
 scalars in the parameters' dtype (Keras 3 under its default floatx float32, optax with jax's
-default float32) is described by a :class:`Rounding` model rather than this default: each
+default float32) is described by a `Rounding` model rather than this default: each
 hyperparameter enters with one rounding to that format (an *error* e = |fl(β) − β|, not a
 changed value — Keras computes ``1 − β₁`` from the Python float but ``β₁ᵗ`` from the
 float32 one, and both lie within it), the scalar arithmetic is charged that format's u, and
@@ -115,7 +117,7 @@ PRECISIONS = {
 
 
 def precision(dtype: Any) -> Precision:
-    """The :class:`Precision` of a dtype given as a name or a torch/numpy dtype."""
+    """The `Precision` of a dtype given as a name or a torch/numpy dtype."""
     name = str(dtype).removeprefix("torch.")
     if name not in PRECISIONS:
         raise ValueError(f"dtype must be one of {', '.join(PRECISIONS)}, got {dtype!r}")
@@ -224,7 +226,7 @@ def _function_of(x: mpmath.mpf, e: mpmath.mpf, nonneg: bool, eta: mpmath.mpf) ->
 
 
 class _Bounds:
-    """Evaluates :class:`Bounded` values of expression trees under one rounding model."""
+    """Evaluates `Bounded` values of expression trees under one rounding model."""
 
     def __init__(self, p: Precision, env: Mapping[sp.Symbol, Bounded],
                  scalar: _Bounds | None = None, cast: Callable[[Bounded], Bounded] | None = None,
@@ -444,7 +446,7 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
                 derivative: str | None = None,
                 rounding: Rounding | None = None,
                 state_errors: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
-    """Like :func:`~optproof.reference.run`, with a derived error bound for a kernel in ``dtype``.
+    """Like `run`, with a derived error bound for a kernel in ``dtype``.
 
     Returns one dict per step, ``{key: [(exact, bound), ...]}`` for ``param`` and every
     state key (a per-step state gives one pair), and ``"step"``. Starting from
@@ -459,7 +461,7 @@ def bounded_run(rule: Spec | str, hyper: Mapping[str, Any] | None, params: Seque
     ``"param"`` for the starting parameter θ₀) adds ``"d_param"`` (and ``"d_<key>"`` for
     each state) to the records: per element the exact derivative ∂θₜ/∂``derivative``
     through the t steps so far (∂θₜ[i]/∂θ₀[i] for ``"param"``: the rules are elementwise),
-    from :func:`tangent_forms`, with a bound on a kernel's error in computing it by the
+    from `tangent_forms`, with a bound on a kernel's error in computing it by the
     chain rule in ``dtype`` (autograd through the kernel's own steps, or forward mode). The
     bound is the same running error analysis applied to the derivative's expressions, whose
     operands are the kernel's trajectory (each value with its bound from this run) and the

@@ -82,7 +82,7 @@ class _Hoister:
 @lru_cache(maxsize=None)
 def compile_program(program: Program, zeros: frozenset[sp.Symbol] = frozenset()) -> Compiled:
     """The mpmath evaluations of ``program`` (cached), with the hyperparameters in ``zeros``
-    (coefficients whose term the frameworks skip at 0, :attr:`Hyper.skipped_at_zero`) set to
+    (coefficients whose term the frameworks skip at 0, `Hyper.skipped_at_zero`) set to
     0 symbolically: a term λ·θ is then absent, as in the kernels, rather than 0·θ."""
     scalar = {t, *(h.symbol for h in program.hypers),
               *(s.prev for s in program.states if s.per_step)}

@@ -3,7 +3,7 @@
 optproof.torch_impl's ``state_dtype=torch.float32`` mode keeps a low-precision parameter's
 optimizer state in float32 and, on every path (for-loop, foreach, fused), evaluates the whole
 step in float32 from float32 copies of θ and g, rounding only the final parameter store to the
-parameter's dtype.  Its bound follows from :func:`optproof.reference.bounds.bounded_run`'s
+parameter's dtype.  Its bound follows from `optproof.reference.bounds.bounded_run`'s
 model in two steps:
 
 1. A bfloat16/float16 value is exactly representable in float32, so the step is *a float32
@@ -42,7 +42,7 @@ def mixed_bounded_run(rule: Any, hyper: Mapping[str, Any] | None, params: Sequen
                       grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
                       state: Mapping[str, Any] | None = None,
                       state_errors: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
-    """Like :func:`~optproof.reference.bounded_run` for one step of a ``dtype`` (bfloat16 or
+    """Like `bounded_run` for one step of a ``dtype`` (bfloat16 or
     float16) parameter whose state is float32: state bounds of a float32 kernel, parameter
     bound ``e₃₂ + u·(|x| + e₃₂) + η`` of ``dtype`` (see the module docstring); ``state_errors``
     as in `bounded_run`."""

@@ -2,26 +2,26 @@
 
 Two checks, as DESIGN.md ("Verification method") states them:
 
-* :func:`one_step` — the **one-step oracle**. Given an optimizer after step t − 1 (with its
+* `one_step` — the **one-step oracle**. Given an optimizer after step t − 1 (with its
   own state), snapshot every parameter, gradient and state tensor as exact floats, take step
   t, and compare the kernel's parameter and every state tensor the rule has (``exp_avg``,
   ``exp_avg_sq``, ``max_exp_avg_sq``, ``momentum_buffer``, …) with
-  :func:`optproof.reference.bounded_run` started from that snapshot: |kernel − exact| must
+  `optproof.reference.bounded_run` started from that snapshot: |kernel − exact| must
   not exceed the derived bound, and the kernel must not produce NaN/Inf where the exact
   value and its bound are finite.
-* :func:`trajectory` — the **trajectory check**. From one snapshot, take k steps and compare
+* `trajectory` — the **trajectory check**. From one snapshot, take k steps and compare
   every step with the k-step bounded reference (whose bound carries earlier errors forward).
 
-Both return a :class:`Report` (the worst error in ULPs of the exact value, the worst
+Both return a `Report` (the worst error in ULPs of the exact value, the worst
 err/bound ratio, every violation); ``Report.assert_ok()`` raises with the details of the
 worst violations. The reference runs per tensor (it takes a flat list); complex tensors are
 skipped.
 
 How a torch optimizer's param group maps to a rule (name and hyperparameters) is a
-:class:`RuleMap`: the rule's keywords are read from the group by name (torch keyword names on
+`RuleMap`: the rule's keywords are read from the group by name (torch keyword names on
 both sides); a structural switch the rule does not take (``decoupled_weight_decay``) is
 translated to another rule by ``translate``; any other group key that is set but unknown to
-the rule raises :class:`UnsupportedCase`.
+the rule raises `UnsupportedCase`.
 """
 
 from __future__ import annotations
@@ -471,7 +471,7 @@ def build_optimizer(impl: str, entry: Entry, path: str, defaults: dict[str, Any]
 
 def run_problem(impl: str, entry: Entry, path: str, problem: Any, check: str,
                 device: str = "cpu") -> Report:
-    """Run ``problem`` (a :class:`strategies.Problem`) through one kernel and check it:
+    """Run ``problem`` (a `strategies.Problem`) through one kernel and check it:
     ``check="one_step"`` applies the one-step oracle at every step, ``"trajectory"`` checks
     all steps against one k-step reference from the start."""
     defaults, groups, tensors = problem.build(device)
@@ -628,6 +628,6 @@ def run_case(case: tuple, check: str) -> None:
 
 
 def _worst_ratio(reason: str) -> float:
-    """The worst err/bound quoted in a :func:`check_case` description."""
+    """The worst err/bound quoted in a `check_case` description."""
     match = re.search(r"worst err/bound ([0-9.e+inf]+)", reason)
     return float(match.group(1)) if match else 0.0

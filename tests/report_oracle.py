@@ -4,7 +4,7 @@
                                   [--only Adam,SGD] [--impl torch|optproof] [--dtype float32]
                                   [--device cpu] [--seed 0] [--json FILE]
 
-For every case it draws N problems from :func:`strategies.problems` (hypothesis, derandomised
+For every case it draws N problems from `strategies.problems` (hypothesis, derandomised
 with ``--seed``; nothing is shrunk and nothing is asserted), runs them through the kernel and
 reports: elements checked, elements without a finite bound, the worst error in ULPs of the
 exact value for the parameter and for the state, the median bound in ULPs (how tight the

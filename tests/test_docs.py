@@ -8,8 +8,11 @@ pixels), and fails with a diff when a committed file is stale; the site build ru
 
 from __future__ import annotations
 
+import ast
+import importlib
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +22,7 @@ import pytest
 
 from optproof.cli import main
 from optproof.derivations import rules
+from optproof.docgen.site import API, hidden_exports
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS_TOOLS = ("mkdocs", "material", "mkdocstrings", "mkdocstrings_handlers.python", "mathjax")
@@ -79,4 +83,63 @@ def test_site_builds_strictly(tmp_path):
     assert 'class="arithmatex"' in page and "\\begin{aligned}" in page
     assert (site / "assets" / "mathjax" / "tex-svg.js").stat().st_size > 1_000_000
     assert "tex-svg.js" in page and "cdn" not in page.lower()
+    _check_api_pages(site)
     shutil.rmtree(site)
+
+
+def _check_api_pages(site: Path) -> None:
+    """Every name a documented module exports has its own section on its API page (the
+    static loader misses lazy exports and a function named like its module, such as
+    `optproof.audit.audit` and `optproof.reference.run`), and no Sphinx role shows as text."""
+    audit = (site / "api" / "audit.html").read_text()
+    assert 'id="optproof.audit.auditor.audit"' in audit
+    assert 'id="optproof.audit.auditor.AuditResult"' in audit
+    assert 'id="optproof.audit.auditor.AuditResult.verdict"' in audit  # with its fields
+    for path, (_, modules) in API.items():
+        html = (site / path.replace(".md", ".html")).read_text()
+        ids = set(re.findall(r'id="(optproof\.[\w.]+)"', html))
+        assert not SPHINX_ROLE.search(html), f"{path}: {SPHINX_ROLE.search(html).group()}"
+        for module in modules:
+            hidden = hidden_exports(module)
+            for name in importlib.import_module(module).__all__:
+                wanted = {f"{module}.{name}"} | {t for t in hidden if t.endswith(f".{name}")}
+                assert wanted & ids, f"{path}: no section for {module}.{name}"
+
+
+SPHINX_ROLE = re.compile(r":(?:py:)?(?:class|mod|func|meth|data|attr|exc|obj|const|math):`")
+#: the folders of the package (pyproject's package-dir), the benchmarks and the tests
+SOURCE_DIRS = ("optproof", "derivations", "reference", "torch_impl", "audit", "bench", "tests")
+
+
+def test_docstrings_are_markdown():
+    """Docstrings are Markdown (mkdocstrings, Google style), with none of reStructuredText's
+    markup, which the site would show as literal text: no Sphinx role (:class:, :func:,
+    :mod: and the like, before a name in backticks), no literal block announced by a
+    trailing double colon, no simple table between borders of equals signs (outside a
+    fenced block). Cross-references are plain backticks or mkdocstrings'
+    [name][optproof.module.name]."""
+    found = []
+    for folder in SOURCE_DIRS:
+        for source in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(source.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
+                                     ast.AsyncFunctionDef)):
+                    where = f"{source.relative_to(ROOT)}:{getattr(node, 'lineno', 1)}"
+                    found += [f"{where}: {m}" for m in _rst_markup(ast.get_docstring(node) or "")]
+    assert not found, "\n".join(found)
+
+
+RST_BORDER = re.compile(r"^\s*=+(?:[ \t]+=+)+\s*$")
+RST_LITERAL = re.compile(r"[^:\s]::\s*$")
+
+
+def _rst_markup(doc: str) -> list[str]:
+    out = [m.group() for m in SPHINX_ROLE.finditer(doc)]
+    fenced = False
+    for line in doc.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        elif not fenced and (RST_BORDER.match(line) or RST_LITERAL.search(line)):
+            out.append(line.strip())
+    return out

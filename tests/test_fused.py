@@ -4,7 +4,7 @@
   covers maximize, L2 and decoupled weight decay, amsgrad, nesterov, momentum, dampening,
   centered, small β₁, lr_decay: the one-step oracle at three consecutive steps (each from the
   kernel's own state) and a four-step trajectory, both within
-  :func:`optproof.reference.bounded_run`'s bound — the same oracle as the for-loop and
+  `optproof.reference.bounded_run`'s bound — the same oracle as the for-loop and
   foreach paths (which is what "fused == for-loop within the derived bound" means: both lie
   inside the same bound around the exact step); the tensors include a transposed view, a
   0-d and an empty tensor;
@@ -15,7 +15,7 @@
   AVX2) this machine can run;
 * mixed precision (``state_dtype=torch.float32``, bfloat16/float16 parameters) on the
   for-loop, foreach and fused paths: float32 state, and every step within
-  :func:`optproof.reference.mixed.mixed_bounded_run`'s derived bound;
+  `optproof.reference.mixed.mixed_bounded_run`'s derived bound;
 * the edges: mixed dtypes in one group, sparse/integer errors, the foreach fallback.
 
 The C++ extension is compiled once per machine (cached by torch.utils.cpp_extension), so

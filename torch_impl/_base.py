@@ -1,6 +1,6 @@
 """Shared machinery for the ``optproof.torch_impl`` optimizers.
 
-Every optimizer in this package is a :class:`torch.optim.Optimizer` subclass that
+Every optimizer in this package is a `torch.optim.Optimizer` subclass that
 only describes *its update rule*; everything else lives here:
 
 * validation helpers that reproduce torch.optim 2.13's exception types and texts;
@@ -13,7 +13,7 @@ only describes *its update rule*; everything else lives here:
   ``g <- -g`` when ``maximize``; weight decay, either L2
   (``g <- g + lambda * theta``) or decoupled
   (``theta <- theta * (1 - lr * lambda)``, Loshchilov & Hutter 2019, Alg. 2 line 12);
-* two interchangeable *op backends* (:data:`LOOP` and :data:`FOREACH`).  An
+* two interchangeable *op backends* (`LOOP` and `FOREACH`).  An
   update rule is written once against the backend interface, on lists of
   tensors.  The for-loop path calls the rule once per run of small tensors
   (`loop_runs`; per-tensor ``Tensor`` methods, each tensor through the very ops of
@@ -38,13 +38,13 @@ stay tensors so gradients flow into them.  As in torch, only the for-loop path i
 differentiable: ``foreach=None`` selects it, ``foreach=True`` raises torch's
 ``AssertionError`` (SGD excepted: its foreach ops are differentiable in torch too) and
 ``fused=True`` raises ``RuntimeError``.  ``fused=True`` (every class) hands each param group,
-after the lazy state initialisation, to :func:`optproof.torch_impl.fused.step`: one pass
+after the lazy state initialisation, to `optproof.torch_impl.fused.step`: one pass
 over memory per step (a C++ kernel on CPU, Triton on CUDA).
 
 Mixed precision: ``state_dtype=torch.float32`` keeps the optimizer state of bfloat16/float16
 parameters in float32 (default ``None``: state in the parameter's dtype, as torch.optim).
 On every path the step then computes in float32 from float32 working copies of θ and g and
-rounds only the parameter store, once, to its dtype (see :func:`_widen`).
+rounds only the parameter store, once, to its dtype (see `_widen`).
 """
 
 from __future__ import annotations
@@ -377,8 +377,8 @@ class Bucket:
 class OptimizerBase(torch.optim.Optimizer):
     """Skeleton shared by all optproof optimizers.
 
-    Subclasses set the class attributes below and implement :meth:`_init_state`
-    and :meth:`_update` (plus, optionally, :meth:`_decay_lrs`).
+    Subclasses set the class attributes below and implement `_init_state`
+    and `_update` (plus, optionally, `_decay_lrs`).
     """
 
     #: flags ``__setstate__`` fills in with ``setdefault`` (torch's list + ours)
@@ -617,7 +617,7 @@ def state_dtype_for(group: dict[str, Any], p: Tensor) -> torch.dtype:
 
 
 def _widen_state(group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
-    """Cast ``p``'s per-element state tensors to :func:`state_dtype_for` (exact: a widening)."""
+    """Cast ``p``'s per-element state tensors to `state_dtype_for` (exact: a widening)."""
     dtype = state_dtype_for(group, p)
     if dtype == p.dtype:
         return
@@ -630,7 +630,7 @@ def _widen_state(group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> Non
 def _widen(b: Bucket, state_dtype: torch.dtype) -> list[tuple[Tensor, Tensor]]:
     """Mixed precision on the for-loop and foreach paths: replace the bucket's bfloat16/float16
     params and grads by float32 working copies (exact) and return ``(param, copy)`` pairs
-    that :meth:`OptimizerBase._run` stores back after the rule: every operation of the rule
+    that `OptimizerBase._run` stores back after the rule: every operation of the rule
     then rounds in float32 and the parameter is rounded to its dtype once, as in the fused
     kernels (the bound: ``optproof.reference.mixed.mixed_bounded_run``)."""
     stores = []

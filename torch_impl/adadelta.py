@@ -14,14 +14,16 @@ __all__ = ["Adadelta"]
 
 class Adadelta(OptimizerBase):
     r"""Adadelta (Zeiler 2012, Alg. 1) with torch's extra learning rate γ;
-    semantics of torch.optim 2.13 ``adadelta.py``::
+    semantics of torch.optim 2.13 ``adadelta.py``:
 
-        g_t    = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        θ      ← θ (1 − γλ)                      if decoupled_weight_decay
-        E[g²]_t  = ρ E[g²]_{t-1} + (1 − ρ) g_t²
-        Δ_t      = sqrt(E[Δ²]_{t-1} + ε) / sqrt(E[g²]_t + ε) · g_t
-        E[Δ²]_t  = ρ E[Δ²]_{t-1} + (1 − ρ) Δ_t²
-        θ_t      = θ − γ Δ_t
+    ```text
+    g_t    = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    θ      ← θ (1 − γλ)                      if decoupled_weight_decay
+    E[g²]_t  = ρ E[g²]_{t-1} + (1 − ρ) g_t²
+    Δ_t      = sqrt(E[Δ²]_{t-1} + ε) / sqrt(E[g²]_t + ε) · g_t
+    E[Δ²]_t  = ρ E[Δ²]_{t-1} + (1 − ρ) Δ_t²
+    θ_t      = θ − γ Δ_t
+    ```
 
     State: ``step``, ``square_avg`` (E[g²]), ``acc_delta`` (E[Δ²]).
     """

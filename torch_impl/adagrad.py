@@ -14,13 +14,15 @@ __all__ = ["Adagrad"]
 
 class Adagrad(OptimizerBase):
     r"""Adagrad (Duchi, Hazan & Singer 2011, diagonal version, Fig. 1) with
-    torch's learning-rate decay; semantics of torch.optim 2.13 ``adagrad.py``::
+    torch's learning-rate decay; semantics of torch.optim 2.13 ``adagrad.py``:
 
-        g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        clr_t = γ / (1 + (t − 1) η)                (η = lr_decay, Python float64)
-        θ     ← θ (1 − clr_t λ)                    if decoupled_weight_decay
-        s_t   = s_{t-1} + g_t²                      (s_0 = initial_accumulator_value)
-        θ_t   = θ − clr_t · g_t / (sqrt(s_t) + ε)
+    ```text
+    g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    clr_t = γ / (1 + (t − 1) η)                (η = lr_decay, Python float64)
+    θ     ← θ (1 − clr_t λ)                    if decoupled_weight_decay
+    s_t   = s_{t-1} + g_t²                      (s_0 = initial_accumulator_value)
+    θ_t   = θ − clr_t · g_t / (sqrt(s_t) + ε)
+    ```
 
     Decoupled weight decay uses the *decayed* rate ``clr_t`` (not ``γ``) in the
     decay factor, so decay and gradient step shrink together.

@@ -17,14 +17,16 @@ class Adam(OptimizerBase):
     AdamW-style decoupled decay (Loshchilov & Hutter 2019, Alg. 2);
     semantics of torch.optim 2.13 ``adam.py``.
 
-    For each parameter, with :math:`t` the post-increment step count::
+    For each parameter, with `t` the post-increment step count:
 
-        g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        θ     ← θ (1 − γλ)                   if decoupled_weight_decay
-        m_t   = lerp(m_{t-1}, g_t, 1 − β1)    = β1 m_{t-1} + (1 − β1) g_t
-        v_t   = β2 v_{t-1} + (1 − β2) g_t²     (mul_ then addcmul_)
-        v̂_t   = max(v̂_{t-1}, v_t)             if amsgrad, else v_t
-        θ_t   = θ − γ/(1 − β1^t) · m_t / (sqrt(v̂_t)/sqrt(1 − β2^t) + ε)
+    ```text
+    g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    θ     ← θ (1 − γλ)                   if decoupled_weight_decay
+    m_t   = lerp(m_{t-1}, g_t, 1 − β1)    = β1 m_{t-1} + (1 − β1) g_t
+    v_t   = β2 v_{t-1} + (1 − β2) g_t²     (mul_ then addcmul_)
+    v̂_t   = max(v̂_{t-1}, v_t)             if amsgrad, else v_t
+    θ_t   = θ − γ/(1 − β1^t) · m_t / (sqrt(v̂_t)/sqrt(1 − β2^t) + ε)
+    ```
 
     Bias corrections ``1 − β^t``, their square root and ``γ/(1 − β1^t)`` are
     Python float64 (from ``step.item()``), as torch does.  Tensor ``betas`` are
@@ -180,7 +182,7 @@ class Adam(OptimizerBase):
 
 
 class AdamW(Adam):
-    r"""AdamW (Loshchilov & Hutter 2019, Alg. 2): :class:`Adam` with
+    r"""AdamW (Loshchilov & Hutter 2019, Alg. 2): `Adam` with
     ``decoupled_weight_decay=True``, i.e. ``θ ← θ(1 − γλ)`` before the Adam
     update and no ``λθ`` in the gradient; torch.optim 2.13 ``adamw.py``
     (default ``weight_decay=1e-2``).  ``decoupled_weight_decay`` is accepted

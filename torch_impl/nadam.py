@@ -23,20 +23,22 @@ MU_PRODUCT_DTYPE = torch.float64
 class NAdam(OptimizerBase):
     r"""NAdam (Dozat 2016, Alg. 2) with the momentum schedule of torch.optim
     2.13 ``nadam.py`` and optional decoupled weight decay (Loshchilov & Hutter
-    2019, as torch's "NAdamW")::
+    2019, as torch's "NAdamW"):
 
-        g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        θ     ← θ (1 − γλ)                       if decoupled_weight_decay
-        μ_t   = β1 (1 − ½ · 0.96^{t ψ})           (ψ = momentum_decay)
-        μ_{t+1} = β1 (1 − ½ · 0.96^{(t+1) ψ})
-        Π_t   = Π_{t-1} μ_t                        (state 'mu_product', Π_0 = 1)
-        m_t   = lerp(m_{t-1}, g_t, 1 − β1)
-        v_t   = β2 v_{t-1} + (1 − β2) g_t²
-        d_t   = sqrt(v_t / (1 − β2^t)) + ε
-        θ_t   = θ − γ (1 − μ_t)/(1 − Π_t) · g_t/d_t − γ μ_{t+1}/(1 − Π_t μ_{t+1}) · m_t/d_t
+    ```text
+    g_t   = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    θ     ← θ (1 − γλ)                       if decoupled_weight_decay
+    μ_t   = β1 (1 − ½ · 0.96^{t ψ})           (ψ = momentum_decay)
+    μ_{t+1} = β1 (1 − ½ · 0.96^{(t+1) ψ})
+    Π_t   = Π_{t-1} μ_t                        (state 'mu_product', Π_0 = 1)
+    m_t   = lerp(m_{t-1}, g_t, 1 − β1)
+    v_t   = β2 v_{t-1} + (1 − β2) g_t²
+    d_t   = sqrt(v_t / (1 − β2^t)) + ε
+    θ_t   = θ − γ (1 − μ_t)/(1 − Π_t) · g_t/d_t − γ μ_{t+1}/(1 − Π_t μ_{t+1}) · m_t/d_t
+    ```
 
     μ, μ_{t+1}, the step sizes and ``(1 − β2^t)`` are Python float64; ``Π_t`` is
-    stored as a 0-d tensor of :data:`MU_PRODUCT_DTYPE` and multiplied in place
+    stored as a 0-d tensor of `MU_PRODUCT_DTYPE` and multiplied in place
     (``Π.mul_(μ_t)``) like torch.  ``d_t`` is ``sqrt(v/bc2)`` on the for-loop
     path and ``sqrt(v)/sqrt(bc2)`` on the foreach path, matching torch's paths.
     """

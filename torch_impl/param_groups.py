@@ -33,22 +33,24 @@ def param_groups_no_decay(
 
     * every parameter with ``ndim <= 1`` (biases, norm scales/shifts, scalars);
     * every parameter owned by a module that is an instance of ``no_decay``
-      (default: LayerNorm, BatchNorm*/InstanceNorm*, GroupNorm, RMSNorm,
+      (default: LayerNorm, ``BatchNorm*``/``InstanceNorm*``, GroupNorm, RMSNorm,
       LocalResponseNorm).  Add ``nn.Embedding`` to also exempt embedding tables.
 
     Shared (tied) parameters appear once; a parameter exempted anywhere is
     exempted everywhere.  Empty groups are dropped.
 
-    Example::
+    Example:
 
-        from optproof.torch_impl import AdamW, param_groups_no_decay
-        from optproof.torch_impl.param_groups import DEFAULT_NO_DECAY
+    ```python
+    from optproof.torch_impl import AdamW, param_groups_no_decay
+    from optproof.torch_impl.param_groups import DEFAULT_NO_DECAY
 
-        groups = param_groups_no_decay(model, weight_decay=0.1)
-        opt = AdamW(groups, lr=3e-4)
-        # also exempt embeddings:
-        groups = param_groups_no_decay(
-            model, 0.1, no_decay=DEFAULT_NO_DECAY + (torch.nn.Embedding,))
+    groups = param_groups_no_decay(model, weight_decay=0.1)
+    opt = AdamW(groups, lr=3e-4)
+    # also exempt embeddings:
+    groups = param_groups_no_decay(
+        model, 0.1, no_decay=DEFAULT_NO_DECAY + (torch.nn.Embedding,))
+    ```
     """
     exempt: set[int] = set()
     ordered: dict[int, nn.Parameter] = {}

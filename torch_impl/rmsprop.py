@@ -15,15 +15,17 @@ __all__ = ["RMSprop"]
 class RMSprop(OptimizerBase):
     r"""RMSprop (Hinton, Srivastava & Swersky, Coursera lecture 6e, 2012), the
     centered variant of Graves 2013 (eqs. 38-41), heavy-ball momentum on the
-    normalised step; semantics of torch.optim 2.13 ``rmsprop.py``::
+    normalised step; semantics of torch.optim 2.13 ``rmsprop.py``:
 
-        g_t  = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        θ    ← θ (1 − γλ)                      if decoupled_weight_decay
-        v_t  = α v_{t-1} + (1 − α) g_t²
-        ḡ_t  = lerp(ḡ_{t-1}, g_t, 1 − α)        if centered
-        d_t  = sqrt(v_t − ḡ_t²) + ε   if centered,  sqrt(v_t) + ε otherwise
-        b_t  = μ b_{t-1} + g_t / d_t;  θ_t = θ − γ b_t      if μ > 0
-        θ_t  = θ − γ g_t / d_t                               otherwise
+    ```text
+    g_t  = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    θ    ← θ (1 − γλ)                      if decoupled_weight_decay
+    v_t  = α v_{t-1} + (1 − α) g_t²
+    ḡ_t  = lerp(ḡ_{t-1}, g_t, 1 − α)        if centered
+    d_t  = sqrt(v_t − ḡ_t²) + ε   if centered,  sqrt(v_t) + ε otherwise
+    b_t  = μ b_{t-1} + g_t / d_t;  θ_t = θ − γ b_t      if μ > 0
+    θ_t  = θ − γ g_t / d_t                               otherwise
+    ```
 
     (ε is added *after* the square root, as in torch.)  State: ``step``,
     ``square_avg``, ``momentum_buffer`` (μ > 0), ``grad_avg`` (centered).

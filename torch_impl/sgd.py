@@ -15,14 +15,16 @@ __all__ = ["SGD"]
 class SGD(OptimizerBase):
     r"""Stochastic gradient descent with momentum / Nesterov momentum
     (Sutskever et al. 2013, eqs. 1-4, in PyTorch's "velocity absorbs the lr"
-    form); semantics of torch.optim 2.13 ``sgd.py``::
+    form); semantics of torch.optim 2.13 ``sgd.py``:
 
-        g_t = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
-        θ   ← θ (1 − γλ)                  if decoupled_weight_decay
-        b_1 = g_1                          (clone, no dampening on the first step)
-        b_t = μ b_{t-1} + (1 − τ) g_t      (t > 1)
-        d_t = g_t + μ b_t   if nesterov,  b_t if μ ≠ 0,  g_t otherwise
-        θ_t = θ − γ d_t
+    ```text
+    g_t = ±∇f(θ_{t-1})  (+ λ θ_{t-1}   if L2 weight decay)
+    θ   ← θ (1 − γλ)                  if decoupled_weight_decay
+    b_1 = g_1                          (clone, no dampening on the first step)
+    b_t = μ b_{t-1} + (1 − τ) g_t      (t > 1)
+    d_t = g_t + μ b_t   if nesterov,  b_t if μ ≠ 0,  g_t otherwise
+    θ_t = θ − γ d_t
+    ```
 
     Sparse gradients are supported (per-tensor ops), complex parameters are
     updated natively (every op is linear).  Unlike torch's foreach path with
@@ -87,7 +89,7 @@ class SGD(OptimizerBase):
         return group["momentum"] != 0
 
     def _init_state(self, group: dict[str, Any], p: Tensor, state: dict[str, Any]) -> None:
-        """The momentum buffer is created from the first gradient in :meth:`_update`."""
+        """The momentum buffer is created from the first gradient in `_update`."""
 
     def _update(self, group: dict[str, Any], b: Bucket, ops) -> None:
         momentum, dampening = group["momentum"], group["dampening"]

@@ -76,7 +76,7 @@ class QuantizedState:
         return self.code_map[self.codes] * self.scales[self.block_of()]
 
     def values(self) -> np.ndarray:
-        """The values the library reads: :meth:`exact_values` rounded to ``compute_dtype``."""
+        """The values the library reads: `exact_values` rounded to ``compute_dtype``."""
         import torch
         exact = self.exact_values()
         return torch.tensor(exact, dtype=torch.float64).to(getattr(torch, self.compute_dtype)) \
@@ -183,7 +183,7 @@ def translate(hyper: Mapping[str, Any], table: Mapping[str, Any], defaults: Mapp
 
     ``table[key]`` is the framework's name, a callable ``value → {name: value}``, or
     ``None`` where the framework has no equivalent: the keyword is then dropped when its
-    value is torch's default (or off), and the configuration is :class:`Unsupported`
+    value is torch's default (or off), and the configuration is `Unsupported`
     otherwise. A keyword the table does not list is unsupported unless off/default.
     """
     out: dict[str, Any] = {}

@@ -26,17 +26,15 @@ update, ``BaseOptimizer._apply_weight_decay``): torch's L2 decay has no Keras eq
 configuration with L2 decay is skipped and one with ``decoupled_weight_decay=True`` maps
 to it. The expected variants:
 
-========  =======================  ============================================================
-Keras     expected variant         convention (``CONVENTIONS.md``)
-========  =======================  ============================================================
-Adam      adam:eps-hat             ε̂ added before the bias corrections
-AdamW     adam:eps-hat             the same, decoupled decay (skipped: no registered variant)
-SGD       sgd:sutskever            v = μv − γg, θ += v
-RMSprop   rmsprop:keras-centered   ε inside the root, γ inside the momentum
-Adagrad   adagrad:keras            ε inside the root
-Adadelta  adadelta
-Nadam     nadam:keras3             μₜ = β₁(1 − ½·0.96ᵗ), one shared product
-========  =======================  ============================================================
+| Keras | expected variant | convention (``CONVENTIONS.md``) |
+|---|---|---|
+| Adam | adam:eps-hat | ε̂ added before the bias corrections |
+| AdamW | adam:eps-hat | the same, decoupled decay (skipped: no registered variant) |
+| SGD | sgd:sutskever | v = μv − γg, θ += v |
+| RMSprop | rmsprop:keras-centered | ε inside the root, γ inside the momentum |
+| Adagrad | adagrad:keras | ε inside the root |
+| Adadelta | adadelta |  |
+| Nadam | nadam:keras3 | μₜ = β₁(1 − ½·0.96ᵗ), one shared product |
 """
 
 from __future__ import annotations

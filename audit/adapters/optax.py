@@ -18,6 +18,7 @@ Keyword translation (torch → optax, checked against optax 0.2.8): ``lr`` → `
 ``momentum`` (0 → ``None``), ``nesterov``, ``centered``, ``rho``,
 ``initial_accumulator_value``. The variant each transformation documents:
 
+```text
 =========  ==========================  =====================================================
 optax      expected variant            notes
 =========  ==========================  =====================================================
@@ -32,6 +33,7 @@ adadelta   adadelta                    ``learning_rate=None`` (its default) does
 nadam      nadam:optax                 Adam with Nesterov, constant β₁
 nadamw     nadamw:optax                ``adamw(nesterov=True)``
 =========  ==========================  =====================================================
+```
 
 Constructor arguments (``optproof audit optax.adam --arg eps_root=1e-6``) are passed to the
 transformation verbatim; those with a meaning in the rules reach the reference too

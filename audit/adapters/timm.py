@@ -10,6 +10,7 @@ timm's own directories, and each name ``timm/optim/__init__.py`` exports (read f
 optimizer modules themselves import only torch. The expected variants (timm ``optim/*.py``
 @ 1.0.31):
 
+```text
 ============  =======================  ================================================
 timm          expected variant         convention
 ============  =======================  ================================================
@@ -21,6 +22,7 @@ AdamWLegacy   adamw
 NAdamLegacy   nadam
 NAdamW        nadamw:timm              m̃ = β₁mₜ + (1 − β₁)g, both over 1 − β₁ᵗ
 ============  =======================  ================================================
+```
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ through ``optimizer.state[param]`` (torch's keys) and ``state_dict()``.
 
 A keyword the target does not take (``TypeError: unexpected keyword argument``) is dropped
 and the construction retried when its value is torch's default (the target then behaves as
-if it had it); otherwise the configuration is :class:`Unsupported`.
+if it had it); otherwise the configuration is `Unsupported`.
 
 A library that keeps its state under other keys (bitsandbytes ``state1``, ``state2``) names
 torch's key for each (``state_keys``; ``None`` hides an entry whose meaning differs, such as

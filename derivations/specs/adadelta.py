@@ -1,14 +1,16 @@
 """Adadelta (one formula everywhere; the frameworks differ only in defaults).
 
-torch.optim 2.13 ``adadelta.py`` (``_single_tensor_adadelta``)::
+torch.optim 2.13 ``adadelta.py`` (``_single_tensor_adadelta``):
 
-    g ← −g if maximize;  g ← g + λθ (L2)             [or θ ← θ(1 − γλ) if decoupled]
-    vₜ = ρvₜ₋₁ + (1 − ρ)g²;  Δₜ = √(uₜ₋₁ + ε)/√(vₜ + ε)·g;  uₜ = ρuₜ₋₁ + (1 − ρ)Δₜ²
-    θ ← θ − γΔₜ
+```text
+g ← −g if maximize;  g ← g + λθ (L2)             [or θ ← θ(1 − γλ) if decoupled]
+vₜ = ρvₜ₋₁ + (1 − ρ)g²;  Δₜ = √(uₜ₋₁ + ε)/√(vₜ + ε)·g;  uₜ = ρuₜ₋₁ + (1 − ρ)Δₜ²
+θ ← θ − γΔₜ
+```
 
 Sources: Zeiler 2012, Algorithm 1 (γ = 1 recovers it); Keras 3
 ``keras/src/optimizers/adadelta.py`` (keras-team/keras @13de96a): the same lines, defaults in
-:data:`KERAS_DEFAULTS`.
+`KERAS_DEFAULTS`.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
 """Adagrad: torch's form (decayed rate, ε outside the root) and Keras's (ε inside).
 
-torch.optim 2.13 ``adagrad.py`` (``_single_tensor_adagrad``)::
+torch.optim 2.13 ``adagrad.py`` (``_single_tensor_adagrad``):
 
-    g ← −g if maximize;  g ← g + λθ (L2)            [or θ ← θ(1 − γₜλ) if decoupled]
-    γₜ = γ/(1 + (t − 1)κ);  sₜ = sₜ₋₁ + g²  (s₀ = initial_accumulator_value)
-    θ ← θ − γₜ·g/(√sₜ + ε)
+```text
+g ← −g if maximize;  g ← g + λθ (L2)            [or θ ← θ(1 − γₜλ) if decoupled]
+γₜ = γ/(1 + (t − 1)κ);  sₜ = sₜ₋₁ + g²  (s₀ = initial_accumulator_value)
+θ ← θ − γₜ·g/(√sₜ + ε)
+```
 
 Sources: Duchi, Hazan & Singer 2011, diagonal AdaGrad (Figure 1 / eq. 3); Keras 3
 ``keras/src/optimizers/adagrad.py`` (keras-team/keras @40c7497: ``variable −= lr·g/√(acc + ε)``,

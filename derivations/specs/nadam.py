@@ -1,11 +1,13 @@
 """NAdam: torch's ψ schedule, Keras 3's schedule and shared product, optax's constant β₁.
 
-torch.optim 2.13 ``nadam.py`` (``_single_tensor_nadam``)::
+torch.optim 2.13 ``nadam.py`` (``_single_tensor_nadam``):
 
-    g ← −g if maximize;  g ← g + λθ (L2)  [or θ ← θ(1 − γλ) if decoupled_weight_decay]
-    μₜ = β₁(1 − ½·0.96^{tψ}),  μₜ₊₁ = β₁(1 − ½·0.96^{(t+1)ψ}),  Πₜ = Πₜ₋₁μₜ (mu_product, Π₀ = 1)
-    m, v EMAs;  v̂ = v/(1 − β₂ᵗ)
-    θ ← θ − γ(1 − μₜ)/(1 − Πₜ)·g/(√v̂ + ε) − γμₜ₊₁/(1 − Πₜμₜ₊₁)·m/(√v̂ + ε)
+```text
+g ← −g if maximize;  g ← g + λθ (L2)  [or θ ← θ(1 − γλ) if decoupled_weight_decay]
+μₜ = β₁(1 − ½·0.96^{tψ}),  μₜ₊₁ = β₁(1 − ½·0.96^{(t+1)ψ}),  Πₜ = Πₜ₋₁μₜ (mu_product, Π₀ = 1)
+m, v EMAs;  v̂ = v/(1 − β₂ᵗ)
+θ ← θ − γ(1 − μₜ)/(1 − Πₜ)·g/(√v̂ + ε) − γμₜ₊₁/(1 − Πₜμₜ₊₁)·m/(√v̂ + ε)
+```
 
 Sources: Dozat 2016, "Incorporating Nesterov Momentum into Adam", Algorithm 2 (ψ = 0.004 is
 his t/250); Keras 3 ``keras/src/optimizers/nadam.py`` (keras-team/keras @3262a91 / @13de96a);

@@ -1,10 +1,12 @@
 """RMSprop: torch's form and the Keras / optax conventions (ε inside, γ inside the momentum).
 
-torch.optim 2.13 ``rmsprop.py`` (``_single_tensor_rmsprop``)::
+torch.optim 2.13 ``rmsprop.py`` (``_single_tensor_rmsprop``):
 
-    g ← −g if maximize;  g ← g + λθ (L2)             [or θ ← θ(1 − γλ) if decoupled]
-    vₜ = αvₜ₋₁ + (1 − α)g²;  centered: ḡₜ = αḡₜ₋₁ + (1 − α)g, d = √(vₜ − ḡₜ²) + ε; else √vₜ + ε
-    μ > 0: bₜ = μbₜ₋₁ + g/d, θ ← θ − γbₜ;  else θ ← θ − γ·g/d
+```text
+g ← −g if maximize;  g ← g + λθ (L2)             [or θ ← θ(1 − γλ) if decoupled]
+vₜ = αvₜ₋₁ + (1 − α)g²;  centered: ḡₜ = αḡₜ₋₁ + (1 − α)g, d = √(vₜ − ḡₜ²) + ε; else √vₜ + ε
+μ > 0: bₜ = μbₜ₋₁ + g/d, θ ← θ − γbₜ;  else θ ← θ − γ·g/d
+```
 
 Sources: Tieleman & Hinton 2012, lecture 6e (RMSprop); Graves 2013, §4 eq. (38)–(45) (centered,
 momentum); Keras 3 ``keras/src/optimizers/rmsprop.py`` (keras-team/keras @13de96a:

@@ -1,10 +1,12 @@
 """SGD with momentum: torch's form, Sutskever's (Keras) form, optax's trace, and SGDW.
 
-torch.optim 2.13 ``sgd.py`` (``_single_tensor_sgd``)::
+torch.optim 2.13 ``sgd.py`` (``_single_tensor_sgd``):
 
-    g ← −g if maximize;  g ← g + λθ (L2)                 [or θ ← θ(1 − γλ) if decoupled]
-    b₁ = g₁ (a copy: no dampening),  bₜ = μbₜ₋₁ + (1 − τ)gₜ     (only if μ ≠ 0)
-    u = g + μb (Nesterov) or u = b;  θ ← θ − γu
+```text
+g ← −g if maximize;  g ← g + λθ (L2)                 [or θ ← θ(1 − γλ) if decoupled]
+b₁ = g₁ (a copy: no dampening),  bₜ = μbₜ₋₁ + (1 − τ)gₜ     (only if μ ≠ 0)
+u = g + μb (Nesterov) or u = b;  θ ← θ − γu
+```
 
 Sources: Sutskever, Martens, Dahl & Hinton 2013, eq. (1)–(4) (classical and Nesterov momentum,
 γ inside the velocity); Keras 3 ``keras/src/optimizers/sgd.py`` (keras-team/keras @1937d48);

@@ -1,10 +1,10 @@
 """Named theorems about the update rules, proved from the specs.
 
-Each :class:`~optproof.derivations.theorems.core.Theorem` states a result, builds its proof
+Each `Theorem` states a result, builds its proof
 obligations from the specs (``rule(name).program(...)`` lines and closed forms, or the k-step
-unroller :mod:`optproof.derivations.unroll`), proves them with SymPy under the symbols' domains
+unroller `optproof.derivations.unroll`), proves them with SymPy under the symbols' domains
 (or, for an inequivalence, at an explicit witness inside the domains), checks them numerically
-with mpmath and, for trajectories, against :func:`optproof.reference.run`, and prints its
+with mpmath and, for trajectories, against `optproof.reference.run`, and prints its
 derivation as Unicode, LaTeX or Markdown.
 
 >>> from optproof.derivations.theorems import theorem, prove

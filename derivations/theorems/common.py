@@ -101,7 +101,7 @@ def reference_check(label: str, unrolled: Unrolled, spec: Spec | str, hyper: Map
                     rng: random.Random, *, name: str = "param", elements: int = 3,
                     extra: Mapping[sp.Symbol, Any] | None = None) -> Check:
     """The unrolled closed form of output ``name`` after k steps against the mpmath reference
-    trajectory :func:`optproof.reference.run` of ``spec`` with ``hyper`` (torch keywords; a
+    trajectory `optproof.reference.run` of ``spec`` with ``hyper`` (torch keywords; a
     list is a per-step schedule), at random θ₀ and gradients."""
     from optproof.reference import run
 

@@ -1,8 +1,8 @@
 """What a theorem is, how it is proved, checked numerically and printed.
 
-A :class:`Theorem` has a name, a one-paragraph statement, its sources and a derivation: a
-function of the number of unrolled steps k that returns :class:`Text`, :class:`Equations`
-(lines to display, e.g. an unrolled trajectory) and :class:`Claim` blocks. The claims are the
+A `Theorem` has a name, a one-paragraph statement, its sources and a derivation: a
+function of the number of unrolled steps k that returns `Text`, `Equations`
+(lines to display, e.g. an unrolled trajectory) and `Claim` blocks. The claims are the
 proof obligations, built from the specs (``rule(name).program(...)`` closed forms and lines, or
 the unroller), never retyped; the other side of a claim is the statement being proved.
 
@@ -10,7 +10,7 @@ Two proof procedures, one per kind of claim:
 
 * **identity** ``lhs = rhs``: the difference is simplified to 0 under the symbols' domains —
   first structurally, then by ``expand``, ``cancel(together(·))`` and finally ``simplify``,
-  after :func:`under_domains` has replaced each bias-correction power βᵗ (t ≥ 1, 0 ≤ β < 1) by
+  after `under_domains` has replaced each bias-correction power βᵗ (t ≥ 1, 0 ≤ β < 1) by
   1 − c with c > 0. That replacement is a generalisation (c is independent of β), so an
   identity proved after it holds for every admissible β; it is what licenses
   √(v/(1 − βᵗ)) = √v/√(1 − βᵗ), which is false for 1 − βᵗ < 0.
@@ -19,7 +19,7 @@ Two proof procedures, one per kind of claim:
 
 Every claim is also checked numerically with mpmath at 50 digits: an identity at random points
 of the domains, an inequivalence at its witness. A theorem about trajectories adds a
-cross-check against :func:`optproof.reference.run`.
+cross-check against `optproof.reference.run`.
 """
 
 from __future__ import annotations
@@ -105,7 +105,7 @@ class Theorem:
     ``derive(k)`` returns the blocks of the derivation for k unrolled steps (theorems that
     unroll nothing ignore k); ``counterfeit(k)`` returns deliberately wrong claims of the same
     shape, which the same proof procedure must reject (the negative controls);
-    ``crosscheck(rng, k)`` compares with :func:`optproof.reference.run` trajectories.
+    ``crosscheck(rng, k)`` compares with `optproof.reference.run` trajectories.
     """
 
     name: str
@@ -196,7 +196,7 @@ def _probe(diff: sp.Expr, domains: Mapping[sp.Symbol, sp.Set]) -> bool:
 def _simplify_to_zero(diff: sp.Expr, domains: Mapping[sp.Symbol, sp.Set] = {}
                       ) -> tuple[bool, str, sp.Expr]:
     """Try the methods in order of cost, each first on the difference as it is and then after
-    :func:`under_domains` (which loses βᵉ = β·…·β, so it comes second). A difference that is
+    `under_domains` (which loses βᵉ = β·…·β, so it comes second). A difference that is
     numerically non-zero at a point of the domains is rejected before the costly methods."""
     rewritten, powers = under_domains(diff)
     current = {"": diff, " under the domains (1 − βᵗ > 0)": rewritten}

@@ -3,26 +3,23 @@
 Everything the generator writes is committed, and ``optproof docs --check`` fails with a diff
 when a committed file is stale:
 
-==============================  ============================================================
-file                            generated from
-==============================  ============================================================
-``docs/index.md``               the rule registry and ``optproof show adamw``
-``docs/rules/<family>.md``      each family's specs (:mod:`optproof.docgen.rules`)
-``docs/theorems/*.md``          ``optproof.derivations.theorems.render_docs()``
-``docs/conventions.md``         stored audits ``docs/data/conventions.json`` (``--audit``)
-``docs/guides/lowbit.md``       stored audits ``docs/data/lowbit.json`` (``--audit``;
-                                :mod:`optproof.docgen.lowbit`)
-``docs/plots.md``, ``plots/*``  :mod:`optproof.docgen.plots` (PNG + data fingerprint)
-``docs/api/*.md``               mkdocstrings directives for the public modules
-``mkdocs.yml``                  the navigation: every page above and the guides
-``README.md`` (one block)       the AdamW equations as ``optproof show adamw`` prints them
-==============================  ============================================================
+| file | generated from |
+|---|---|
+| ``docs/index.md`` | the rule registry and ``optproof show adamw`` |
+| ``docs/rules/<family>.md`` | each family's specs (`optproof.docgen.rules`) |
+| ``docs/theorems/*.md`` | ``optproof.derivations.theorems.render_docs()`` |
+| ``docs/conventions.md`` | stored audits ``docs/data/conventions.json`` (``--audit``) |
+| ``docs/guides/lowbit.md`` | stored audits ``docs/data/lowbit.json`` (``--audit``; `optproof.docgen.lowbit`) |
+| ``docs/plots.md``, ``plots/*`` | `optproof.docgen.plots` (PNG + data fingerprint) |
+| ``docs/api/*.md`` | mkdocstrings directives for the public modules |
+| ``mkdocs.yml`` | the navigation: every page above and the guides |
+| ``README.md`` (one block) | the AdamW equations as ``optproof show adamw`` prints them |
 
 Hand-written: ``docs/guides/*.md`` (but ``lowbit.md``) and ``docs/javascripts/mathjax.js``.
 
 Text files are compared byte for byte. Plots are compared by data, not pixels: the check
 recomputes each plot's data and compares its fingerprint with the sidecar JSON, and checks
-that the committed PNG is the one the sidecar describes (see :mod:`optproof.docgen.plots`).
+that the committed PNG is the one the sidecar describes (see `optproof.docgen.plots`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The ``optproof docs`` subcommand (registered by :func:`optproof.cli.build_parser`)."""
+"""The ``optproof docs`` subcommand (registered by `optproof.cli.build_parser`)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,15 @@
 """The guide "Is my 8-bit optimizer AdamW?", generated from audits of the low-bit and offload
 optimizers (bitsandbytes, torchao, DeepSpeed's CPU Adam, heavyball).
 
-As with the conventions matrix (:mod:`optproof.docgen.conventions`), the audits are slow and
+As with the conventions matrix (`optproof.docgen.conventions`), the audits are slow and
 need the libraries (and DeepSpeed's compiled op), so ``optproof docs`` renders the page from
 the committed results ``docs/data/lowbit.json`` only; ``optproof docs --audit`` (or
-``python -m optproof.docgen.lowbit``) reruns them with :func:`collect`. Each row is an
+``python -m optproof.docgen.lowbit``) reruns them with `collect`. Each row is an
 ``optproof.audit.audit`` result (the conventions matrix's row) plus the quantized-state
 experiment and the library's own defaults, read from its signature.
 
-:data:`TARGETS` is the one list of these libraries' targets; the conventions matrix takes the
-ones audited under their defaults (:func:`matrix_rows`), and :func:`main` stores their rows
+`TARGETS` is the one list of these libraries' targets; the conventions matrix takes the
+ones audited under their defaults (`matrix_rows`), and `main` stores their rows
 in ``docs/data/conventions.json`` too, from the same audits.
 """
 

@@ -3,9 +3,9 @@
 * **API sources.** The distribution maps folders at the repository root into the ``optproof``
   namespace (``optproof.derivations`` is ``derivations/``, see ``[tool.setuptools]
   package-dir`` in pyproject.toml). mkdocstrings' static loader (griffe) searches folders, so
-  :func:`on_config` builds ``build/api-src/optproof/`` — symbolic links laid out as the
+  `on_config` builds ``build/api-src/optproof/`` — symbolic links laid out as the
   installed namespace — and mkdocs.yml points the Python handler there.
-* **MathJax without network.** :func:`on_files` adds MathJax 3's ``tex-svg.js`` (one
+* **MathJax without network.** `on_files` adds MathJax 3's ``tex-svg.js`` (one
   self-contained file: SVG output needs no web fonts) from the ``django-static-mathjax``
   package (a plain copy of MathJax 3.2.2, installed by ``pip install -e '.[docs]'``) to the
   site as ``assets/mathjax/tex-svg.js``; nothing is fetched when the site is viewed.

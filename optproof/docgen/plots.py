@@ -1,7 +1,7 @@
 """The documentation's plots: data computed from optproof, drawn with matplotlib.
 
 Each plot is two functions: ``data()`` computes the numbers to draw (fixed seeds, float64 or
-mpmath, every float rounded to :data:`DIGITS` significant digits so that last-bit differences
+mpmath, every float rounded to `DIGITS` significant digits so that last-bit differences
 between machines do not show), and ``draw(data)`` turns exactly those numbers into a figure.
 A plot's *fingerprint* is the SHA-256 of its data in canonical JSON; ``optproof docs`` writes
 ``docs/plots/<name>.png`` and a sidecar ``docs/plots/<name>.json`` holding the fingerprint and
@@ -33,7 +33,7 @@ DIGITS = 9
 
 
 def _r(x: Any) -> float:
-    """``x`` rounded to :data:`DIGITS` significant digits, as a Python float."""
+    """``x`` rounded to `DIGITS` significant digits, as a Python float."""
     return float(f"{float(x):.{DIGITS}g}")
 
 
@@ -202,7 +202,7 @@ def _ulp_errors() -> dict[str, Any]:
     """One-step errors in ULPs of torch.optim's and optproof.torch_impl's kernels (CPU,
     default for-loop path) for each rule and dtype: after two warm-up steps, snapshot the
     kernel's parameter and state, take step 3, and compare each element with
-    :func:`optproof.reference.bounded_run` started from the snapshot (the one-step oracle):
+    `optproof.reference.bounded_run` started from the snapshot (the one-step oracle):
     error = |kernel − exact| / ulp(exact). Also the derived bound, in the same ULPs."""
     import mpmath
     import torch

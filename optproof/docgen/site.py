@@ -3,8 +3,10 @@ and the README's generated tour block."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from pathlib import Path
+from types import ModuleType
 
 from optproof.derivations import rule
 from optproof.derivations.printers import render
@@ -12,17 +14,18 @@ from optproof.derivations.printers import render
 from .plots import PLOTS
 from .rules import families, family_title, rule_link
 
-__all__ = ["index_page", "plots_page", "api_pages", "API", "mkdocs_yml", "readme_block",
+__all__ = ["index_page", "plots_page", "api_pages", "hidden_exports", "API", "mkdocs_yml", "readme_block",
            "README_BEGIN", "README_END", "GUIDES"]
 
 #: hand-written guides (docs/guides/, not generated): these first in the navigation, then
 #: every other page of docs/guides/ by file name, titled by its first heading
 GUIDES = (("Audit your optimizer", "guides/audit.md"),
-          ("Verify your optimizer in your test suite", "guides/testing.md"))
+          ("Verify your optimizer in your test suite", "guides/testing.md"),
+          ("Differences from torch.optim", "guides/differences.md"))
 
 
 def guides(docs: Path) -> list[tuple[str, str]]:
-    """The navigation entries of the guides: :data:`GUIDES`, then the rest of docs/guides."""
+    """The navigation entries of the guides: `GUIDES`, then the rest of docs/guides."""
     out = list(GUIDES)
     known = {path for _, path in GUIDES}
     for page in sorted((docs / "guides").glob("*.md")):
@@ -40,7 +43,7 @@ API = {
         "optproof.derivations.transforms", "optproof.derivations.theorems")),
     "api/reference.md": ("optproof.reference", ("optproof.reference",)),
     "api/torch_impl.md": ("optproof.torch_impl", ("optproof.torch_impl",)),
-    "api/testing.md": ("optproof.testing", ("optproof.testing",)),
+    "api/testing.md": ("optproof.testing", ("optproof.testing", "optproof.testing.strategies")),
     "api/audit.md": ("optproof.audit", ("optproof.audit",)),
 }
 
@@ -80,11 +83,13 @@ def index_page() -> str:
            "**Import the verified optimizers.** `optproof.torch_impl` holds drop-in "
            "replacements for the torch.optim classes (same signatures, defaults, errors and "
            "`state_dict` layout), checked against the references in every dtype:", "",
-           "```python", "from optproof.torch_impl import AdamW", "",
+           "```python", "import torch", "from optproof.torch_impl import AdamW", "",
+           "model = torch.nn.Linear(4, 2)  # your model",
            "optimizer = AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)", "```", "",
            "To check *your own* optimizer in your test suite, see "
            "[Verify your optimizer](guides/testing.md).", "",
            "## Install", "",
+           "<!-- not-run: installs packages -->",
            "```bash", "pip install torch==2.13.0 && pip install -e .            # from a checkout",
            "pip install -e '.[test]'   # + pytest and hypothesis: python -m pytest",
            "pip install -e '.[docs]'   # + mkdocs-material, mkdocstrings, matplotlib, MathJax",
@@ -120,17 +125,39 @@ def _importable(module: str) -> bool:
         return False
 
 
+def hidden_exports(module: str) -> list[str]:
+    """The objects in ``module.__all__`` that mkdocstrings' static loader does not list as
+    members of ``module``, by the path where each is defined: a lazy export (resolved by the
+    module's ``__getattr__``, as in `optproof.audit`) and a function named like a submodule
+    (`optproof.reference.run`, which the loader takes for the module ``run.py``)."""
+    mod = importlib.import_module(module)
+    out = []
+    for name in getattr(mod, "__all__", ()):
+        submodule = _importable(f"{module}.{name}")
+        if name in vars(mod) and not submodule:
+            continue
+        obj = getattr(mod, name)
+        if isinstance(obj, ModuleType):  # the submodule, imported, shadows its namesake
+            obj = getattr(obj, name)
+        out.append(f"{obj.__module__}.{obj.__qualname__}")
+    return out
+
+
 def api_pages() -> dict[str, str]:
     pages = {}
     for path, (title, modules) in API.items():
         out = [GENERATED, "", f"# `{title}`", ""]
         for module in modules:
-            if _importable(module):
-                out += [f"::: {module}", ""]
-            else:
+            if not _importable(module):
                 out += ["!!! warning \"Not available yet\"", "",
                         f"    `{module}` is not part of this checkout yet; this page fills "
                         "in when `optproof docs` runs after it lands.", ""]
+                continue
+            out += [f"::: {module}", ""]
+            for target in hidden_exports(module):
+                name = target.rsplit(".", 1)[1]
+                out += [f"`{module}.{name}` is defined in `{target.rsplit('.', 1)[0]}`:", "",
+                        f"::: {target}", ""]
         pages[path] = "\n".join(out)
     return pages
 
@@ -186,8 +213,10 @@ plugins:
         python:
           paths: [build/api-src]  # the optproof namespace as installed, built by the hook
           options:
-            docstring_style: sphinx
+            docstring_style: google
             show_source: false
+            show_if_no_docstring: true  # a dataclass's fields, an undocumented method
+            show_signature_annotations: true
             show_root_heading: true
             show_root_full_path: true
             members_order: source

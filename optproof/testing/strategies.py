@@ -5,19 +5,19 @@ means, and it is public, for your suite too (``from optproof.testing import stra
 It generates:
 
 * **hyperparameters** over each rule's whole valid domain and its edges, keyed by
-  torch.optim's keyword names (:func:`hyperparameters`): learning rates from 1e-8 to 10,
+  torch.optim's keyword names (`hyperparameters`): learning rates from 1e-8 to 10,
   β and ρ from 0 (and 1e-8) to 1 − 1e-8, eps from 1e-30 to 1, weight decay 0 and positive,
   momentum 0 and positive, dampening in [0, 1], and every boolean flag;
-* **values** of a dtype (:func:`values`): zeros, subnormals, normal numbers of every exponent
-  up to the dtype's *safe cap* (:func:`value_cap`), and their negatives;
-* **tensor layouts** (:func:`tensor_specs`): 0-d, empty, 1-d to 3-d, contiguous, transposed
+* **values** of a dtype (`values`): zeros, subnormals, normal numbers of every exponent
+  up to the dtype's *safe cap* (`value_cap`), and their negatives;
+* **tensor layouts** (`tensor_specs`): 0-d, empty, 1-d to 3-d, contiguous, transposed
   and strided (non-contiguous) views;
-* **gradient sequences** (:func:`gradient_sequences`): independent draws, repeats, sign flips,
+* **gradient sequences** (`gradient_sequences`): independent draws, repeats, sign flips,
   rescalings and all-zero steps;
-* whole **problems** (:func:`problems`): several tensors of mixed sizes in one or more
+* whole **problems** (`problems`): several tensors of mixed sizes in one or more
   parameter groups, each group with its own hyperparameters, and k steps of gradients.
 
-Every float drawn is a Python float; :func:`make_tensor` rounds it into the tensor's dtype.
+Every float drawn is a Python float; `make_tensor` rounds it into the tensor's dtype.
 Tests must read the values back from the tensors (not reuse the drawn floats) so that the
 reference sees exactly what the kernel saw.
 """
@@ -79,7 +79,7 @@ def _magnitudes(draw, low_exponent: int, cap: float) -> float:
 def values(dtype: torch.dtype, *, cap: float | None = None, subnormal: bool = True,
            zero: bool = True) -> st.SearchStrategy[float]:
     """Floats for a tensor of ``dtype``: zero, subnormals (``subnormal``), normal numbers of
-    every exponent up to ``cap`` (default :func:`value_cap`) and the edges (the smallest
+    every exponent up to ``cap`` (default `value_cap`) and the edges (the smallest
     subnormal and normal numbers, the cap itself), with either sign. Values of moderate size
     (|x| in [2⁻⁸, 2⁸]) are drawn more often, because that is where most training happens.
     """
@@ -226,7 +226,7 @@ LAYOUTS = ("contiguous", "transposed", "strided")
 
 def tensor_specs(max_elements: int = 12, layouts: Sequence[str] = LAYOUTS
                  ) -> st.SearchStrategy[TensorSpec]:
-    """A :class:`TensorSpec`: a shape from :func:`shapes` and one of ``layouts``."""
+    """A `TensorSpec`: a shape from `shapes` and one of ``layouts``."""
     return st.builds(TensorSpec, shapes(max_elements), st.sampled_from(list(layouts)))
 
 
@@ -336,12 +336,12 @@ def problems(draw, optimizer: str, dtype: torch.dtype, *, steps: int | tuple[int
              max_tensors: int = 3, max_elements: int = 8, max_groups: int = 2,
              hyper: st.SearchStrategy[dict[str, Any]] | None = None,
              layouts: Sequence[str] = LAYOUTS) -> Problem:
-    """A :class:`Problem` for the torch.optim class named ``optimizer`` in ``dtype``.
+    """A `Problem` for the torch.optim class named ``optimizer`` in ``dtype``.
 
     1 to ``max_groups`` parameter groups with independently drawn hyperparameters
-    (``hyper`` or :func:`hyperparameters`), 1 to ``max_tensors`` tensors per group of mixed
+    (``hyper`` or `hyperparameters`), 1 to ``max_tensors`` tensors per group of mixed
     sizes and ``layouts`` (at most ``max_elements`` elements each), starting values from
-    :func:`values` and gradients from :func:`gradient_sequences` for ``steps`` steps (an int,
+    `values` and gradients from `gradient_sequences` for ``steps`` steps (an int,
     or a (min, max) range).
     """
     hyper = hyperparameters(optimizer) if hyper is None else hyper

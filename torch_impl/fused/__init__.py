@@ -1,15 +1,15 @@
 """The ``fused=True`` path of every optproof optimizer: one pass over memory per step.
 
-:func:`step` is called by ``OptimizerBase._step_group`` for a fused param group after the
+`step` is called by ``OptimizerBase._step_group`` for a fused param group after the
 lazy state initialisation.  It computes the per-step scalars on the host in float64
-(:mod:`.rules`, the same expressions as the for-loop path) from the step counters' new
+(`rules`, the same expressions as the for-loop path) from the step counters' new
 values, packs them into one float64 row per distinct (t, per-tensor scalar) — usually a
 single row for the whole group — and hands the group to the kernels:
 
-* CPU: :mod:`.cpu`, a C++ extension (one templated element body per rule, one generic
+* CPU: `cpu`, a C++ extension (one templated element body per rule, one generic
   driver, ``at::parallel_for`` over all elements of the group, whatever their dtypes), in
-  one call that also checks and advances the counters (:func:`_cpu_step_counted`);
-* CUDA: :mod:`.triton`, one Triton launch per (device, param dtype, state dtype) bucket over
+  one call that also checks and advances the counters (`_cpu_step_counted`);
+* CUDA: `triton`, one Triton launch per (device, param dtype, state dtype) bucket over
   a pointer/offset table, after the counters are advanced on the device and read back.
 
 Without a usable kernel (no compiler for the C++ extension, no triton for CUDA) the bucket
@@ -164,7 +164,7 @@ def _step(optimizer: Any, group: dict[str, Any], params: list[Tensor]) -> None:
             counters += [s["mu_product"] for s in states]
 
     def row(t, extra, counts=(0.0,) * 5, first=False) -> list[float]:
-        """The scalar row of step ``t`` (``extra``: NAdam's Π_t; layout in :mod:`.rules`)."""
+        """The scalar row of step ``t`` (``extra``: NAdam's Π_t; layout in `rules`)."""
         factor = 1 - rule.decay_lr(group, t, lr) * wd if decoupled else 1.0
         rule_scalars = rule.scalars(group, t, lr, extra)
         return [wd if flags & L2 else 0.0, factor, *rule_scalars,

@@ -1,7 +1,7 @@
 """The CPU backend of the fused path: a C++ extension compiled once per machine.
 
 Technique (chosen by measurement, see ``bench/README.md``): ``csrc/fused_cpu.cpp`` is
-compiled with :func:`torch.utils.cpp_extension.load` the first time a ``fused=True``
+compiled with `torch.utils.cpp_extension.load` the first time a ``fused=True``
 optimizer steps on CPU, into torch's persistent extension cache
 (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``), saying so in one line
 on standard error when the compile starts; later processes load the cached ``.so`` in well
@@ -19,8 +19,8 @@ is rebuilt.  Flags: ``-O3 -march=native`` (auto-vectorised loops), ``-fno-math-e
 rounds once, as the bound in ``optproof.reference.bounds`` counts and as the for-loop path
 does) — and never ``-ffast-math``.
 
-If no compiler is available (or the build fails), :func:`load` returns ``None`` after one
-:class:`RuntimeWarning`, and the fused path runs the foreach kernels instead.
+If no compiler is available (or the build fails), `load` returns ``None`` after one
+`RuntimeWarning`, and the fused path runs the foreach kernels instead.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ LDFLAGS = ["-fopenmp"]
 _lock = threading.Lock()
 _state: dict[str, object] = {}
 
-#: seconds the last :func:`load` took in this process (compile or cache hit), or None
+#: seconds the last `load` took in this process (compile or cache hit), or None
 build_seconds: float | None = None
 
 

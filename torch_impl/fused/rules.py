@@ -9,19 +9,21 @@ same expressions as the for-loop path (``_update`` of each class), then cast onc
 opmath inside the kernel — the rounding model of ``optproof.reference.bounds`` ("per-step
 scalars in float64, one cast into the compute type").
 
-Common prologue (torch.optim 2.13 order)::
+Common prologue (torch.optim 2.13 order):
 
-    g ← −g                     if maximize
-    θ ← θ · (1 − γ̃ λ)          decoupled decay (Loshchilov & Hutter 2019, Alg. 2 l. 12);
-                               the factor is exactly 1 otherwise; γ̃ = γ (Adagrad: clr_t)
-    g ← g + λ θ                L2 weight decay
+```text
+g ← −g                     if maximize
+θ ← θ · (1 − γ̃ λ)          decoupled decay (Loshchilov & Hutter 2019, Alg. 2 l. 12);
+                           the factor is exactly 1 otherwise; γ̃ = γ (Adagrad: clr_t)
+g ← g + λ θ                L2 weight decay
+```
 
 EMAs are written ``β·m + (1 − β)·g`` with both scalars cast separately (the textbook grouping
 the oracle's bound is derived for), not torch's ``lerp(m, g, 1 − β)``, which recovers β as
 ``1 − fl(1 − β)`` and loses a small β entirely in float32 (tests/test_bounds.py,
 ``test_torch_lerp_loses_small_beta1``).
 
-Element updates (``c`` = the scalars of :func:`scalars`, in this order):
+Element updates (``c`` = the scalars of `scalars`, in this order):
 
 * **sgd** (Sutskever et al. 2013 in torch's form; torch.optim 2.13 ``sgd.py``):
   ``b ← g`` on the first step, else ``b ← μ b + (1 − τ) g``; ``d = g + μ b`` (Nesterov),
@@ -66,7 +68,7 @@ __all__ = ["FusedRule", "RULES", "rule_for", "RULE_SLOTS"]
 
 #: The kernels' scalar row is 16 float64 values (``Slot`` in ``csrc/fused_cpu.cpp``, the
 #: offsets ``triton.py`` reads): λ for L2 decay, the decoupled decay factor, the rule's
-#: scalars (``RULE_SLOTS`` at most, in the order of :attr:`FusedRule.scalars`), the counter
+#: scalars (``RULE_SLOTS`` at most, in the order of `FusedRule.scalars`), the counter
 #: values the row was computed from (CPU only: ``step`` before and after the step, NAdam's Π
 #: before and after, μ_t), and the first-step flag (SGD's momentum buffer).
 RULE_SLOTS = 8

@@ -6,7 +6,7 @@ each tensor, and a block table ``(tensor, first element)`` with one entry per ``
 elements of every tensor (built once per set of sizes and cached on the device).  Program
 ``pid`` reads its block's tensor, casts the table entries to typed pointers and updates
 ``BLOCK`` elements — the same single pass, prologue and per-rule element
-update as the C++ kernel (the math, with its sources, is in :mod:`.rules`; the element updates
+update as the C++ kernel (the math, with its sources, is in `rules`; the element updates
 are the ``@triton.jit`` functions below, one per rule, selected by a ``tl.constexpr``).
 
 Numerics: loads are widened to opmath (float32, float64 for float64 tensors), every store
