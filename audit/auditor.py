@@ -356,6 +356,7 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
             elif both:
                 variant, best = both
                 result.best, result.best_kind = best.name, "probe"
+                result.conventions = _conventions(result)
                 passed = set(result.variants[variant].configs) - set(result.variants[variant].failed)
                 result.diagnosis.append(
                     _instead(result, variant) + f"; and {best.hypothesis.fault} (probe "
@@ -393,18 +394,19 @@ ROUNDING_LEVEL = 2.0
 def _variant_and_probe(result: AuditResult, failed: set[str], dtype: str, base, full: bool):
     """(variant, probe result) where a probe of another registered variant explains the
     target: two differences at once, a convention and a fault (bitsandbytes' Adam decays
-    decoupled *and* ignores ``amsgrad``). The variant tried is the one that fails fewest
-    configurations; ``None`` when none of its probes explains the target."""
+    decoupled *and* ignores ``amsgrad``). The variants tried are those that fail fewest
+    configurations (each of those, when several tie); ``None`` when none of their probes
+    explains the target."""
     near = [r for r in result.variants.values()
             if r.name != result.expected and r.configs and len(r.failed) < len(failed)]
-    if not near:
-        return None
-    closest = min(near, key=lambda r: (len(r.failed), r.score()))
-    left = set(closest.failed)  # what the variant leaves for a probe of it to explain
-    for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
-        probe = result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)
-        if probe.matches and left <= set(probe.configs):
-            return closest.name, probe
+    fewest = min((len(r.failed) for r in near), default=None)
+    for closest in (r for r in near if len(r.failed) == fewest):
+        left = set(closest.failed)  # what the variant leaves for a probe of it to explain
+        for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
+            probe = result.probes[h.name] = compare(h, result.observations, dtype, base,
+                                                    full=full)
+            if probe.matches and left <= set(probe.configs):
+                return closest.name, probe
     return None
 
 
@@ -447,10 +449,11 @@ def _rounding_level(r: HypothesisResult) -> bool:
         all(s.max_err_ulps <= ROUNDING_LEVEL for s in steps)
 
 
-def _instead(result: AuditResult) -> str:
-    """How the matching variant ``result.best`` differs from the expected one, on the axes
-    the audit measured (an unmeasured difference is named as such, with the reason)."""
-    other = result.best
+def _instead(result: AuditResult, other: str | None = None) -> str:
+    """How the matching variant ``other`` (default ``result.best``) differs from the expected
+    one, on the axes the audit measured (an unmeasured difference is named as such, with the
+    reason)."""
+    other = other or result.best
     a, b = (conventions_of(name, hyper=result.hyper) for name in (result.expected, other))
     evidence = {e.axis: e for e in result.conventions}
     parts = []
