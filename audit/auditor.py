@@ -397,12 +397,13 @@ def _variant_and_probe(result: AuditResult, failed: set[str], dtype: str, base, 
     """(variant, probe result) where a probe of another registered variant explains the
     target: two differences at once, a convention and a fault (bitsandbytes' Adam decays
     decoupled *and* ignores ``amsgrad``). The variant tried is the one that fails fewest
-    configurations; ``None`` when none of its probes explains the target."""
+    configurations (then the smallest worst error/bound); ``None`` when none of its probes
+    explains the target."""
     near = [r for r in result.variants.values()
             if r.name != result.expected and r.configs and len(r.failed) < len(failed)]
     if not near:
         return None
-    closest = min(near, key=lambda r: (len(r.failed), r.score()))
+    closest = min(near, key=lambda r: (len(r.failed), r.worst_ratio))
     left = set(closest.failed)  # what the variant leaves for a probe of it to explain
     for h in probes_for(closest.name) + structural_probes(closest.name, dtype):
         probe = result.probes[h.name] = compare(h, result.observations, dtype, base, full=full)

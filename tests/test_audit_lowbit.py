@@ -163,23 +163,35 @@ def test_bitsandbytes_adam_is_adamw_and_ignores_amsgrad():
     assert dict((a, d) for a, d, _ in result.conventions)["weight decay"].startswith("decoupled")
 
 
-def test_bitsandbytes_8bit_state_is_quantized_above_its_threshold_and_not_called_conformant():
+def test_bitsandbytes_adamw8bit_is_conformant_under_the_quantized_state_oracle():
+    """Float state below 4096 elements conforms to adamw; every step on the 4224-element
+    tensor's 8-bit state passes the oracle under bitsandbytes' own maps, block 256 and its
+    CPU table rounding: θ within its bound, every scale and every code."""
     pytest.importorskip("bitsandbytes")
-    result = audit("bitsandbytes.optim.AdamW8bit", steps=STEPS)
+    result = audit("bitsandbytes.optim.AdamW8bit", rule="adamw", steps=STEPS)
     q = result.quantization
     assert q is not None and q.error is None
     assert q.sizes[4095] == {} and set(q.sizes[4096]) == {"exp_avg", "exp_avg_sq"}
-    assert "block 256" in q.sizes[4096]["exp_avg"]
-    assert result.variants["adamw"].matches  # the small tensors' float state conforms …
-    assert result.verdict == "unverified" and result.exit_code == 1  # … the codes were not checked
+    assert result.variants["adamw"].matches
+    assert q.checked and q.passed and len(q.oracle) == STEPS and q.measured_on == 4224
+    for step in q.oracle:
+        assert {k: c["checked"] for k, c in step.checks.items()} == {
+            "param": 4224, "scale:exp_avg": 17, "code:exp_avg": 4224,
+            "scale:exp_avg_sq": 17, "code:exp_avg_sq": 4224}
+        assert step.checks["param"]["worst_ulps"] <= step.checks["param"]["bound_ulps"]
+    assert result.verdict == "conformant" and result.exit_code == 0
+    text = "\n".join(result.diagnosis)
+    assert "block 256" in text and "lut65536" in text and "pass" in text
     assert len(q.median_ulps) == 3 and q.median_ulps[0] < 2  # step 1 reads zero state
 
 
 def test_bitsandbytes_quantized_configurations_name_no_convention():
     pytest.importorskip("bitsandbytes")
-    result = audit("bitsandbytes.optim.AdamW8bit", steps=2, extra={"min_8bit_size": 0})
+    result = audit("bitsandbytes.optim.AdamW8bit", rule="adamw", steps=2,
+                   extra={"min_8bit_size": 0})
     assert result.verdict == "unverified" and result.conventions == []
     assert "state is quantized in configuration" in result.diagnosis[0]
+    assert result.quantization.passed  # the oracle's steps pass; the configurations ran on codes
 
 
 def test_bitsandbytes_quantized_state_reads_as_the_library_dequantizes():
@@ -220,19 +232,28 @@ def _decay_separated(result, coupling, other):
     assert ours.worst_ulps * 100 < theirs.worst_ulps
 
 
-def test_torchao_adamw8bit_decays_decoupled_and_is_not_called_conformant():
+def test_torchao_adamw8bit_decays_decoupled_and_its_theta_leaves_the_oracle_bound():
+    """Decoupled decay; on the 4096-element tensor every new scale and code is the exact new
+    state's under torchao's map and block 256, but θ leaves its bound from step 1: torchao's
+    float32 lr and bias corrections (``test_quantized.test_torchao_float32_step_scalars_
+    leave_the_bound``): a deviation naming θ."""
     pytest.importorskip("torchao")
-    result = audit("torchao.optim.AdamW8bit", steps=STEPS)
+    result = audit("torchao.optim.AdamW8bit", rule="adamw", steps=STEPS)
     _decay_separated(result, "adamw", "adam")
-    assert result.verdict != "conformant"
     q = result.quantization
     # torchao quantizes from 4096 elements that fill whole 256-element blocks
     assert q.sizes[4095] == {} and q.sizes[4224] == {} and q.sizes[4096]
+    assert q.checked and not q.passed and q.measured_on == 4096
+    assert q.oracle[0].failed() == ["θ"]
+    assert all(c["failed"] == 0 and c["checked"] for s in q.oracle
+               for k, c in s.checks.items() if k != "param")
+    assert result.verdict == "deviation"
+    assert "failed step 1: θ" in "\n".join(result.diagnosis)
 
 
 def test_torchao_adam8bit_is_l2():
     pytest.importorskip("torchao")
-    _decay_separated(audit("torchao.optim.Adam8bit", steps=STEPS), "adam", "adamw")
+    _decay_separated(audit("torchao.optim.Adam8bit", rule="adam", steps=STEPS), "adam", "adamw")
 
 
 # ---------------------------------------------------------------------------------- DeepSpeed
