@@ -383,6 +383,9 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
                     "one does)")
         for e in failed_experiments:
             result.diagnosis.append(f"{e.name} ({e.config}): {e.detail}")
+        if q is not None and q.passed:
+            result.diagnosis.append(f"the state is {q.threshold()}, checked under {q.formats()}: "
+                                    f"{q.verdict()}")
         result.diagnosis.extend(result.findings)
         first = expected.first
         if first is not None:

@@ -132,7 +132,7 @@ def test_oracle_names_the_failed_check_of_a_faulty_synthetic_8bit_adamw(monkeypa
     if mistake != "neighbour-scale":
         assert not any(name.startswith("scale") for name in first.failed())
     text = "\n".join(result.diagnosis)
-    assert f"failed step 1: " in text and check in text
+    assert "failed step 1: " in text and check in text
     data = to_dict(result)["quantization"]["oracle"]
     assert data["passed"] is False and check in data["steps"][0]["failed"]
 
