@@ -185,6 +185,17 @@ def test_bitsandbytes_adamw8bit_is_conformant_under_the_quantized_state_oracle()
     assert len(q.median_ulps) == 3 and q.median_ulps[0] < 2  # step 1 reads zero state
 
 
+def test_bitsandbytes_adam8bit_is_adamw_with_its_quantized_steps_checked():
+    """Adam8bit decays decoupled: the float-state configurations name adamw instead of adam;
+    the oracle (λ = 0, where the two agree) passes its quantized steps and the report says so."""
+    pytest.importorskip("bitsandbytes")
+    result = audit("bitsandbytes.optim.Adam8bit", rule="adam", steps=STEPS)
+    assert result.verdict == "deviation" and result.best == "adamw"
+    text = "\n".join(result.diagnosis)
+    assert "behaves as adamw rather than adam" in text
+    assert result.quantization.passed and "quantized-state oracle (adam)" in text
+
+
 def test_bitsandbytes_quantized_configurations_name_no_convention():
     pytest.importorskip("bitsandbytes")
     result = audit("bitsandbytes.optim.AdamW8bit", rule="adamw", steps=2,
