@@ -7,19 +7,19 @@ Verdict (exit status of ``optproof audit``):
   configuration the target ran, within the bound derived under the framework's precision
   model (`Rounding`: Keras and optax compute their per-step scalars in float32 at float32;
   the model is named in the report), and no experiment failed;
-* **unverified** (1) — a low-bit optimizer whose state is quantized
-  ([quantization][optproof.audit.quantization]): the configurations that ran with float
-  state conform, but the quantized path was only measured (its error against the exact rule
-  per step), not checked against a derived bound; where the configurations themselves ran
-  on quantized state, no float variant can reproduce them and the report says so rather than
-  naming a deviation;
+* **unverified** (1) — a low-bit optimizer whose quantized path could not be checked: the
+  quantized-state oracle ([quantization][optproof.audit.quantization]) could not run (the
+  report says why), or the configurations themselves ran on quantized state (no float
+  variant can reproduce a step that reads dequantized state, so no convention is named)
+  and the oracle found nothing wrong in the steps it checked;
 * **deviation** (1) — otherwise: the report says which registered variant reproduces the
   target instead (its conventions then differ from the expected ones on the named axes), or
   which probe (a named fault, `probes`) does, or that none does — never naming a hypothesis
   that failed a configuration it ran — and, per convention axis, the value every hypothesis
   reproducing the runs that exercised it agrees on (`conventions.axis_evidence`);
   a target that raised, returned NaN where the reference is finite or timed out is a
-  deviation with that message.
+  deviation with that message; so is a step on quantized state the oracle rejects, named by
+  the check that failed (θ, the scale or the code of an entry) and the step and element.
 
 Usage errors (exit 2) — an unimportable target, an unknown rule, a rule the class name does
 not name and ``--rule`` does not give — raise `AuditUsageError`.
@@ -292,7 +292,7 @@ def _experiments(result: AuditResult, target: Target, base, timeout) -> None:
         else:
             result.experiments.append(driving.Experiment(
                 "quantized state", "tensors of " + "/".join(map(str, found.sizes)) + " elements",
-                True, found.describe(), measured=True))
+                found.passed or not found.checked, found.describe(), measured=not found.checked))
 
 
 def _quantized_configs(result: AuditResult) -> list[str]:
@@ -310,22 +310,25 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
     nonfinite = [c.first for c in expected.configs.values()
                  if c.first is not None and "returned" in c.first.problem]
     coded = _quantized_configs(result)
-    if coded:
+    q = result.quantization if result.quantization and result.quantization.quantized else None
+    if coded and not (q is not None and q.checked and not q.passed):
         result.verdict, result.best = "unverified", result.expected
         result.diagnosis.append(
             f"the state is quantized in configuration(s) {', '.join(coded)}: a float variant "
-            f"cannot reproduce a step that reads dequantized state, and no quantized-state "
-            f"oracle checked it; the comparisons below measure the quantization error, they "
-            f"do not name a convention")
+            f"cannot reproduce a step that reads dequantized state, so no convention is named; "
+            + (q.verdict() if q else "no quantized-state oracle checked them"))
     elif expected.matches and not structural:
         result.verdict, result.best = "conformant", result.expected
-        if result.quantization is not None and result.quantization.quantized:
+        if q is not None and q.checked:
+            result.diagnosis.append(
+                f"every configuration ran with float state and conforms to {result.expected}; "
+                f"the state is {q.threshold()}, checked under {q.formats()}: {q.verdict()}")
+        elif q is not None:
             result.verdict = "unverified"
             result.diagnosis.append(
                 f"every configuration ran with float state (tensors below the quantization "
-                f"threshold) and conforms to {result.expected}; the state is "
-                f"{result.quantization.threshold()}: that path was measured (quantized state "
-                f"experiment), not checked against a derived bound")
+                f"threshold) and conforms to {result.expected}; the state is {q.threshold()}: "
+                f"{q.verdict()}")
     else:
         result.verdict = "deviation"
         if expected.matches:
@@ -381,6 +384,9 @@ def _classify(result: AuditResult, dtype: str, base, full: bool = False) -> None
                     "one does)")
         for e in failed_experiments:
             result.diagnosis.append(f"{e.name} ({e.config}): {e.detail}")
+        if q is not None and q.passed:
+            result.diagnosis.append(f"the state is {q.threshold()}, checked under {q.formats()}: "
+                                    f"{q.verdict()}")
         result.diagnosis.extend(result.findings)
         first = expected.first
         if first is not None:

@@ -125,3 +125,22 @@ def render(result: AuditResult, console: Console | None = None) -> None:
                 "[green]passed[/] " if e.passed else "[red]failed[/] "
             table.add_row(e.name, e.config, outcome + e.detail)
         console.print(table)
+    q = result.quantization
+    if q is not None and q.oracle:
+        table = Table(title=f"quantized-state oracle ({q.oracle_rule}, the {q.measured_on}-element "
+                            f"tensor; ULPs of {result.dtype})", title_justify="left")
+        for col in ("step", "check", "checked", "failed", "worst err (ULP)", "bound (ULP)",
+                    "nearest codes"):
+            table.add_column(col, justify="left" if col == "check" else "right")
+        for row in q.oracle:
+            for key, c in row.checks.items():
+                fraction = c.get("nearest_fraction")
+                table.add_row(str(row.step), key, str(c["checked"]),
+                              Text(str(c["failed"]), style="red" if c["failed"] else ""),
+                              _f(c["worst_ulps"]) if "worst_ulps" in c else "-",
+                              _f(c["bound_ulps"]) if "bound_ulps" in c else "-",
+                              f"{fraction:.4f}" if fraction is not None else "-")
+        console.print(table)
+        for row in q.oracle:
+            for line in row.failures:
+                console.print(f"  step {row.step}: {line}")

@@ -6,6 +6,11 @@ axis ran and separated its alternatives), ``detected`` (the convention, or ``"no
 measured"``) and ``evidence`` (the runs that separated it, or why it is not measured:
 "every weight-decay (λ ≠ 0) configuration was skipped: …"); ``precision_model`` the
 framework's `Rounding` (``null``: torch.optim's float64 scalars). Schema 2 added both.
+Schema 3 added ``quantization.oracle``: the quantized-state oracle's ``rule``, ``error``
+(why it could not run, else ``null``), ``checked``, ``passed`` and per step ``passed``,
+``failed`` (the checks that failed: θ, scale of …, code of …), ``checks`` (per output
+``checked``, ``failed``, ``unbounded``; θ and float state ``worst_ulps``/``bound_ulps``;
+codes ``nearest_fraction``) and ``failures`` (up to five, described).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from .compare import Divergence, HypothesisResult
 
 __all__ = ["to_dict", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 def _num(x: float) -> Any:

@@ -107,10 +107,11 @@ class SyntheticAdamW8bit:
             codes = np.clip(codes + 1, 0, 255)
         self.state[key] = (codes, absmax)
 
-    def step(self) -> list[float]:
-        grad = torch.randn(self.param.shape, generator=self.gen)
+    def step(self, grad: torch.Tensor | None = None, hyper: dict | None = None) -> list[float]:
+        """One step on ``grad`` (drawn when ``None``) with ``hyper`` (default `HYPER`)."""
+        grad = torch.randn(self.param.shape, generator=self.gen) if grad is None else grad
         p = self.param.clone().requires_grad_(True)
-        opt = torch.optim.AdamW([p], **HYPER, foreach=False)
+        opt = torch.optim.AdamW([p], **(hyper or HYPER), foreach=False)
         if self.step_count:
             opt.state[p] = {"step": torch.tensor(float(self.step_count)),
                             "exp_avg": self._dequantize("exp_avg"),

@@ -38,6 +38,11 @@ STATE_KEYS = {"state1": "exp_avg", "state2": "exp_avg_sq"}
 #: ``read_quantized``, not as state
 STATE_VIEW = {**STATE_KEYS, "qmap1": None, "qmap2": None, "absmax1": None, "absmax2": None}
 BLOCK_SIZE = 256  # Optimizer2State.init_state and the CPU kernel both fix it
+#: the CPU back end (backends/cpu/ops.py ``_quant_blockwise_fp32_direct`` →
+#: ``cquantize_blockwise_cpu_fp32``, csrc/cpu_ops.cpp) rounds x/absmax through a 65536-entry
+#: look-up table, not to the nearest code: an exact zero is stored as code 131 (+2.1e-5), the
+#: quantized-state oracle's ``Quantizer.bitsandbytes_cpu``
+ROUNDING = "lut65536 (bitsandbytes CPU quantize_blockwise: 65536-entry table of nearest codes)"
 
 
 def read_quantized(optimizer: Any, param: Any) -> dict[str, QuantizedState]:
@@ -54,7 +59,7 @@ def read_quantized(optimizer: Any, param: Any) -> dict[str, QuantizedState]:
             key=key, stored_as=stored, codes=codes.reshape(-1).long().numpy(),
             scales=state[f"absmax{index}"].double().numpy(),
             code_map=state[f"qmap{index}"].double().numpy(), block_size=BLOCK_SIZE,
-            scale_rule="absmax", rounding="nearest (bitsandbytes quantize_blockwise)",
+            scale_rule="absmax", rounding=ROUNDING,
             compute_dtype="float32", source=SOURCE)
     return out
 

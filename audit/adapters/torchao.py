@@ -21,7 +21,8 @@ experiment in brackets:
   tensor of the parameter's dtype [the quantization experiment]. 8-bit: codes of the dynamic
   map (signed for m, unsigned for v), one float32 absmax per block; 4-bit: two codes per
   byte, m on a 16-entry signed dynamic map, v on the linear map {1/16, …, 1} (no zero);
-  FP8: float8_e4m3fn codes with scale absmax/448. Codes are the nearest map entry, a tie
+  FP8: float8_e4m3fn codes with scale max(absmax, 10⁻¹²)/448 (``quantize_fp8`` clips
+  before dividing). Codes are the nearest map entry, a tie
   rounding up (``quantize_8bit_with_qmap``); FP8 rounds by the float8 cast.
 * ``bf16_stochastic_round=True`` rounds bfloat16 parameters stochastically
   (``_fp32_to_bf16_sr``); float32 parameters are unaffected.
@@ -54,7 +55,7 @@ def _entry(key: str, value: Any) -> QuantizedState | None:
         code_map = torch.arange(256, dtype=torch.int32).to(torch.uint8) \
             .view(torch.float8_e4m3fn).double()
         codes = codes.reshape(-1).view(torch.uint8)
-        rule, rounding = "absmax/448", "nearest even (cast to float8_e4m3fn)"
+        rule, rounding = "max(absmax, 1e-12)/448", "nearest even (cast to float8_e4m3fn)"
     else:
         code_map, rule, rounding = value.qmap.double(), "absmax (clipped below at 1e-12)", NEAREST
     return QuantizedState(key=key, stored_as=key, codes=codes.reshape(-1).long().numpy(),
