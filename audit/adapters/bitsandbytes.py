@@ -30,7 +30,7 @@ from typing import Any
 from .base import QuantizedState
 from .torch import TorchAdapter
 
-__all__ = ["bitsandbytes_adapter", "read_quantized", "STATE_KEYS", "BLOCK_SIZE"]
+__all__ = ["bitsandbytes_adapter", "read_quantized", "EXPECTED", "STATE_KEYS", "BLOCK_SIZE"]
 
 SOURCE = "bitsandbytes 0.50.2 optim/optimizer.py (Optimizer2State), backends/cpu/ops.py"
 STATE_KEYS = {"state1": "exp_avg", "state2": "exp_avg_sq"}
@@ -38,6 +38,11 @@ STATE_KEYS = {"state1": "exp_avg", "state2": "exp_avg_sq"}
 #: ``read_quantized``, not as state
 STATE_VIEW = {**STATE_KEYS, "qmap1": None, "qmap2": None, "absmax1": None, "absmax2": None}
 BLOCK_SIZE = 256  # Optimizer2State.init_state and the CPU kernel both fix it
+#: the rule each class claims by its name (``Adam…`` Adam, ``AdamW…`` AdamW; paged, 8-bit and
+#: 32-bit variants of each): what the audit checks it against, so that "Adam" being AdamW
+#: is a finding, not an assumption
+EXPECTED = {f"{paged}{name}{bits}": name.lower() for paged in ("", "Paged")
+            for name in ("Adam", "AdamW") for bits in ("", "8bit", "32bit")}
 #: the CPU back end (backends/cpu/ops.py ``_quant_blockwise_fp32_direct`` →
 #: ``cquantize_blockwise_cpu_fp32``, csrc/cpu_ops.cpp) rounds x/absmax through a 65536-entry
 #: look-up table, not to the nearest code: an exact zero is stored as code 131 (+2.1e-5), the
@@ -69,4 +74,5 @@ def bitsandbytes_adapter(target, name, extra=None) -> TorchAdapter:
     # is skipped; the others take it (and ignore it, which the audit must see)
     rename = {"amsgrad": (None, None)} if "8bit" in name else None
     return TorchAdapter(target, name, framework="bitsandbytes", extra=extra, rename=rename,
-                        state_keys=STATE_VIEW, quantized=read_quantized)
+                        expected_rule=EXPECTED.get(name), state_keys=STATE_VIEW,
+                        quantized=read_quantized)

@@ -84,8 +84,14 @@ class _Unrunnable:
         raise Unsupported(self.why)
 
 
+#: the rule each class of ``torchao.optim`` claims by its name (``_AdamW``: its full-precision
+#: AdamW, the base of the low-bit ones)
+EXPECTED = {f"{name}{bits}": name.lower() for name in ("Adam", "AdamW")
+            for bits in ("8bit", "4bit", "Fp8")} | {"_AdamW": "adamw"}
+
+
 def torchao_adapter(target, name, extra=None) -> TorchAdapter:
-    expected = None
+    expected = EXPECTED.get(name)
     if name == "CPUOffloadOptimizer":  # wraps torch.optim.AdamW unless told otherwise
         target, expected = _Unrunnable("torchao's CPUOffloadOptimizer asserts a CUDA or XPU "
                                        "device (its CPU step is torch.optim.AdamW, fused, "
