@@ -18,7 +18,7 @@ Modules, in the order an audit uses them:
 * `probes` — named faults as hypotheses; `conventions` — conventions by axis;
 * `auditor` — the verdict and the diagnosis;
 * `report`, `serialize`, `plot` — rich tables, JSON, matplotlib;
-* `vectors` — golden test vectors; `cli` — the subcommands.
+* `golden` — golden test vectors (`vectors`); `cli` — the subcommands.
 """
 
 from __future__ import annotations
@@ -31,6 +31,6 @@ def __getattr__(name: str):
         from . import auditor
         return getattr(auditor, name)
     if name == "vectors":
-        from .vectors import vectors
+        from .golden import vectors
         return vectors
     raise AttributeError(f"module 'optproof.audit' has no attribute {name!r}")

@@ -102,7 +102,7 @@ def _audit(args: argparse.Namespace) -> int:
 
 
 def _vectors(args: argparse.Namespace) -> int:
-    from .vectors import vectors
+    from .golden import vectors
     try:
         data = vectors(args.rule, steps=args.steps, seed=args.seed, dps=args.dps)
     except ValueError as error:

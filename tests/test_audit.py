@@ -6,6 +6,7 @@ second step) to keep the suite fast.
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 from functools import lru_cache
@@ -192,6 +193,20 @@ def test_vectors(capsys):
         opt.step()
         for p, want in zip(params, step["param"]):
             assert p.detach().tolist() == pytest.approx([float(w) for w in want], rel=1e-14)
+
+
+def test_public_names_survive_importing_every_submodule():
+    """``optproof.audit``'s public names are its functions and classes, also once all of its
+    submodules are imported (a submodule named like a public function would shadow it)."""
+    import importlib
+    import pkgutil
+
+    import optproof.audit as package
+    for module in pkgutil.walk_packages(package.__path__, "optproof.audit."):
+        importlib.import_module(module.name)
+    from optproof.audit import AuditResult, AuditUsageError, audit, vectors
+    assert all(callable(f) and not inspect.ismodule(f)
+               for f in (audit, vectors, AuditResult, AuditUsageError))
 
 
 class NaNAdamW(torch.optim.Optimizer):

@@ -350,7 +350,8 @@ class Bucket:
     as real, ``grads`` already negated (maximize) and L2-decayed.
 
     ``t`` holds the post-increment step count per tensor: Python floats, or 0-d
-    float64 device tensors when ``capturable``.  ``lr``/``weight_decay`` are
+    float64 device tensors when ``capturable`` (empty for a rule whose formulas do not
+    read t).  ``lr``/``weight_decay`` are
     Python floats (0-d float64 device tensor lr when capturable and given as a Tensor;
     under ``differentiable`` a Tensor that requires grad stays that 0-d tensor, as torch's
     ``_to_scalar`` leaves it, so that the step is differentiable in it).
@@ -387,6 +388,9 @@ class OptimizerBase(torch.optim.Optimizer):
     _sparse_error: str | None = "does not support sparse gradients"
     #: keeps a ``state['step']`` counter
     _has_step: bool = True
+    #: the rule's formulas read t (bias corrections, schedules): Adadelta's and RMSprop's do
+    #: not, and torch's never take ``step.item()`` for them (a host read per tensor)
+    _reads_step: bool = True
     #: view complex tensors as real before the rule (SGD works on complex natively)
     _view_complex: bool = True
     #: the for-loop path adds L2 decay to a complex grad before ``view_as_real``, as
@@ -583,7 +587,8 @@ class OptimizerBase(torch.optim.Optimizer):
             else:
                 for s in steps:
                     s += 1
-            b.t = [s.to(torch.float64) for s in steps] if capturable else [s.item() for s in steps]
+            if self._reads_step:
+                b.t = [s.to(torch.float64) for s in steps] if capturable else [s.item() for s in steps]
         if group["maximize"]:
             b.grads = ops.neg(b.grads)
         if b.weight_decay != 0:

@@ -38,6 +38,7 @@ class Adadelta(OptimizerBase):
     }
     _sparse_error = "Adadelta does not support sparse gradients"
     _l2_complex_first = True
+    _reads_step = False
     _tensor_state_keys = ("square_avg", "acc_delta")
 
     def __init__(

@@ -43,6 +43,7 @@ class RMSprop(OptimizerBase):
     }
     _sparse_error = "RMSprop does not support sparse gradients"
     _l2_complex_first = True
+    _reads_step = False
 
     def __init__(
         self,
