@@ -173,6 +173,33 @@ def test_foreach_none_uses_loop_on_cpu(monkeypatch):
     assert called == [_base.FOREACH]  # one (device, dtype) bucket
 
 
+@pytest.mark.parametrize("foreach", [False, True], ids=["loop", "foreach"])
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_host_reads_per_step_are_at_most_torchs(monkeypatch, name, kwargs, foreach):
+    """A step reads a tensor back to the host (``Tensor.item``: a synchronisation on a device,
+    a per-tensor cost on the CPU for-loop) no more often than torch.optim's same path."""
+    reads = []
+    item = torch.Tensor.item
+
+    def counted(self):
+        reads.append(1)
+        return item(self)
+
+    counts = {}
+    for library in (ours, torch.optim):
+        params = clone_params(make_params())
+        with ctx(name):
+            opt = getattr(library, name)(params, foreach=foreach, **kwargs)
+            set_grads(0, params)
+            opt.step()  # lazy state initialisation aside
+            set_grads(1, params)
+            monkeypatch.setattr(torch.Tensor, "item", counted)
+            opt.step()
+            monkeypatch.setattr(torch.Tensor, "item", item)
+        counts[library.__name__], reads[:] = len(reads), []
+    assert counts["optproof.torch_impl"] <= counts["torch.optim"], counts
+
+
 # --------------------------------------------------------------------------- validation
 
 BAD = [

@@ -173,9 +173,13 @@ def guide_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], str]) 
            "within the derived bound, on the audit's small tensors, whose state every library "
            "keeps in floating point; where none does, the closest and its worst error over "
            "its bound;",
-           "* **verdict** *unverified* means those float-state steps conform, but the state of "
-           "larger tensors is quantized and that path was only *measured*, not checked "
-           "against a bound: no conformance is claimed for it;",
+           "* **verdict**: on larger tensors, whose state is quantized, every step is checked "
+           "by the quantized-state oracle (`optproof.reference.quantized`): θ against the "
+           "exact step from the dequantized state, each new scale and code against the exact "
+           "new state under the library's own map, block size and rounding, within derived "
+           "bounds. *conformant*: the float-state steps and every check pass; *deviation*: "
+           "a configuration or a check fails (the audit names which); *unverified*: the "
+           "oracle could not run, with the reason;",
            "* **θ error, quantized** is the median error of θ per step (steps 1, 2, 3) against "
            "the exact rule run with exact state, in ULPs of float32, on the largest quantized "
            "tensor: step 1 reads zero state (rounding only), later steps read dequantized "

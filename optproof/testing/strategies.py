@@ -6,7 +6,7 @@ It generates:
 
 * **hyperparameters** over each rule's whole valid domain and its edges, keyed by
   torch.optim's keyword names (`hyperparameters`): learning rates from 1e-8 to 10,
-  β and ρ from 0 (and 1e-8) to 1 − 1e-8, eps from 1e-30 to 1, weight decay 0 and positive,
+  β and ρ from 0 (and 1e-8) to 1 − 1e-8, eps 0 and from 1e-30 to 1, weight decay 0 and positive,
   momentum 0 and positive, dampening in [0, 1], and every boolean flag;
 * **values** of a dtype (`values`): zeros, subnormals, normal numbers of every exponent
   up to the dtype's *safe cap* (`value_cap`), and their negatives;
@@ -124,8 +124,10 @@ def decays() -> st.SearchStrategy[float]:
 
 
 def epsilons(low: float = 1e-30, high: float = 1.0) -> st.SearchStrategy[float]:
-    """eps from ``low`` to ``high``, log-uniform, plus the edges and the usual 1e-8."""
-    return st.one_of(st.sampled_from([low, 1e-8, high]), _log_uniform(low, high))
+    """eps from ``low`` to ``high``, log-uniform, plus the edges, the usual 1e-8 and 0 (which
+    torch.optim accepts: where the second moment is still 0 the exact step is 0/0, NaN, and
+    the bound makes no claim)."""
+    return st.one_of(st.sampled_from([0.0, low, 1e-8, high]), _log_uniform(low, high))
 
 
 def weight_decays(high: float = 1.0) -> st.SearchStrategy[float]:
