@@ -247,12 +247,13 @@ def _oracle(found: Quantization, adapter: Adapter, expected: str, hyper: Mapping
         found.oracle_error = ("the tensor was not quantized at every step: the oracle needs "
                               "the codes each step read")
         return
-    rounding = "stochastic" if adapter.args.get("bf16_stochastic_round") and \
+    param_rounding = "stochastic" if adapter.args.get("bf16_stochastic_round") and \
         dtype != "float32" else "nearest"
     try:
         for k, ((before, after), g) in enumerate(zip(snapshots, grads)):
             report = check_quantized_step(expected, hyper, before, after, g, param_dtype=dtype,
-                                          param_rounding=rounding)
+                                          param_rounding=param_rounding,
+                                          rounding=adapter.rounding(dtype))
             found.oracle.append(OracleStep(k + 1, _checks(report),
                                            [e for c in report.checks.values() for e in c.examples][:5]))
     except (ValueError, KeyError) as error:  # a layout the oracle does not model

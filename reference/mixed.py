@@ -33,7 +33,7 @@ from typing import Any
 
 import mpmath
 
-from .bounds import bounded_run, precision
+from .bounds import Rounding, bounded_run, precision
 
 __all__ = ["mixed_bounded_run"]
 
@@ -41,18 +41,19 @@ __all__ = ["mixed_bounded_run"]
 def mixed_bounded_run(rule: Any, hyper: Mapping[str, Any] | None, params: Sequence[Any],
                       grads: Sequence[Sequence[Any]], dtype: Any, *, dps: int = 40,
                       state: Mapping[str, Any] | None = None,
-                      state_errors: Mapping[str, Sequence[Any]] | None = None) -> list[dict[str, Any]]:
+                      state_errors: Mapping[str, Sequence[Any]] | None = None,
+                      rounding: Rounding | None = None) -> list[dict[str, Any]]:
     """Like `bounded_run` for one step of a ``dtype`` (bfloat16 or
     float16) parameter whose state is float32: state bounds of a float32 kernel, parameter
     bound ``e₃₂ + u·(|x| + e₃₂) + η`` of ``dtype`` (see the module docstring); ``state_errors``
-    as in `bounded_run`."""
+    and ``rounding`` as in `bounded_run`."""
     if len(grads) != 1:
         raise ValueError("mixed_bounded_run is a one-step bound: pass exactly one gradient")
     p = precision(dtype)
     if p.name not in ("bfloat16", "float16"):
         raise ValueError(f"mixed precision is for bfloat16/float16 parameters, got {dtype!r}")
     records = bounded_run(rule, hyper, params, grads, "float32", dps=dps, state=state,
-                          state_errors=state_errors)
+                          state_errors=state_errors, rounding=rounding)
     with mpmath.workdps(dps):
         for record in records:
             out = []

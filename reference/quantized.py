@@ -61,7 +61,7 @@ from typing import Any
 
 import mpmath
 
-from .bounds import bounded_run, precision, ulp
+from .bounds import Rounding, bounded_run, precision, ulp
 from .mixed import mixed_bounded_run
 
 __all__ = ["Quantizer", "StoredState", "documented_dynamic_map", "map_deviation",
@@ -475,7 +475,7 @@ def check_quantized_step(rule: str, hyper: Mapping[str, Any] | None,
                          before: Mapping[str, Any], after: Mapping[str, Any],
                          grads: Sequence[float], *, param_dtype: str = "float32",
                          param_rounding: str = "nearest", alpha: float = 1e-9,
-                         dps: int = 30) -> QuantizedReport:
+                         dps: int = 30, rounding: Rounding | None = None) -> QuantizedReport:
     """Check one step of a low-bit optimizer on one parameter tensor (module docstring).
 
     Args:
@@ -492,6 +492,8 @@ def check_quantized_step(rule: str, hyper: Mapping[str, Any] | None,
             ``"nearest"`` or ``"stochastic"``.
         alpha: the false-alarm probability of each tail of the stochastic-rounding test.
         dps: the reference's working precision (decimal digits).
+        rounding: the library's precision model of its hyperparameters and per-step scalars
+            (`Rounding`; default torch.optim's, float64 scalars), as in `bounded_run`.
 
     Returns:
         A `QuantizedReport`: per output the elements checked and failed, the parameter's
@@ -527,7 +529,7 @@ def check_quantized_step(rule: str, hyper: Mapping[str, Any] | None,
         else:
             run, dtype = bounded_run, "float32"  # stochastic: the float32 interval, then bracketed
         record = run(rule, hyper, before["param"], [grads], dtype, dps=dps, state=state,
-                     state_errors=errors)[0]
+                     state_errors=errors, rounding=rounding)[0]
         report = QuantizedReport()
         if "step" in after and int(after["step"]) != record["step"]:
             report.checks["step"] = Check(checked=1)

@@ -481,6 +481,15 @@ def test_torchao_float32_step_scalars_leave_the_bound():
     assert all(report.checks[k].failed == 0 for k in report.checks if k != "param")
 
 
+@pytest.mark.parametrize("cls_name", ["AdamW8bit", "AdamW4bit", "AdamWFp8"])
+def test_torchao_conforms_under_its_precision_model(cls_name):
+    """The same steps under the precision model the torchao adapter declares (β rounded to
+    float32 in βᵗ, per-step scalars in float32, its cited source): every check passes."""
+    from optproof.audit.adapters.torchao import PRECISION
+    before, after, grads = _torchao_step(cls_name, HYPER, 2)
+    check_quantized_step("adamw", HYPER, before, after, grads, rounding=PRECISION).assert_ok()
+
+
 def test_torchao_bf16_stochastic_rounding():
     """``bf16_stochastic_round=True`` stores the float32 result by stochastic rounding."""
     before, after, grads = _torchao_step("AdamW8bit", EXACT32, 2, torch.bfloat16,

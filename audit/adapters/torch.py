@@ -17,6 +17,9 @@ floats: the library's ``quantized`` reader exposes them as
 tensor (torchao) is filled in place. ``stance`` names a ``torch.compiler.set_stance`` the
 steps run under (``"force_eager"`` for libraries that compile their step with
 ``torch.compile``: the audit then checks the eager program, not the compiled kernel).
+A library that holds its hyperparameters or computes its per-step scalars in float32 declares
+that precision model (``precision``: a `Rounding`, as the Keras and optax adapters do); the
+default is torch.optim's (Python floats, float64 scalars).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+from optproof.reference.bounds import Rounding
 
 from .base import Adapter, QuantizedState, Session, Unsupported
 
@@ -135,7 +140,7 @@ class TorchAdapter(Adapter):
     (``{"weight_decouple": False}``); ``expected_rule`` is the variant the target claims
     (``None``: inferred from the class name); ``extra`` are the user's constructor arguments
     (``Adapter.args``); ``implied`` the hyperparameters the class has built in;
-    ``state_keys``, ``quantized`` and ``stance`` as in the module docstring."""
+    ``state_keys``, ``quantized``, ``stance`` and ``precision`` as in the module docstring."""
 
     framework = "torch"
     torch_style = True
@@ -147,7 +152,7 @@ class TorchAdapter(Adapter):
                  implied_hyper: Mapping[str, Any] | None = None,
                  state_keys: Mapping[str, str | None] | None = None,
                  quantized: Callable[[Any, Any], dict[str, QuantizedState]] | None = None,
-                 stance: str | None = None):
+                 stance: str | None = None, precision: Rounding | None = None):
         super().__init__(target, name, extra)
         self.framework = framework
         self.rename = dict(rename or {})
@@ -159,6 +164,7 @@ class TorchAdapter(Adapter):
         self.state_keys = dict(state_keys or {})
         self.quantized = quantized
         self.stance = stance
+        self.precision = precision
 
     @property
     def extra(self) -> dict[str, Any]:
@@ -169,6 +175,9 @@ class TorchAdapter(Adapter):
 
     def implied_hyper(self):
         return dict(self._implied)
+
+    def rounding(self, dtype):
+        return self.precision
 
     def translate(self, hyper: Mapping[str, Any]) -> dict[str, Any]:
         out = {}

@@ -8,10 +8,11 @@ experiment in brackets:
   ``AdamW8bit``, ``AdamW4bit``, ``AdamWFp8`` and ``_AdamW`` decay θ ← θ − γλθ before the
   update (default λ = 10⁻²) [the audit]. The step is computed in float32
   (``single_param_adam``), the learning rate is a float32 tensor and the bias corrections
-  1 − βᵗ are computed in float32 from the float32 step counter: against the audit's bound
-  (per-step scalars in float64, rounded once) the eager program deviates by a few ULP from
-  step 1 (2.3 ULP over 1.5 in the plain configuration), a rounding difference, not a
-  convention.
+  1 − βᵗ are computed in float32 (``beta1**step``, a float32 ``pow`` of the float32 step
+  counter) while 1 − β enters ``lerp`` as a Python float: the audit judges it under that
+  precision model (`PRECISION`); against torch.optim's (float64 scalars, rounded once) the
+  eager program deviates by a few ULP from step 1 (2.3 ULP over 1.5 in the plain
+  configuration), a rounding difference, not a convention.
 * The step is compiled with ``torch.compile(fullgraph=True, dynamic=False)``: one compilation
   per shape and per value of every Python scalar (minutes each on a small CPU). The audit
   runs it under ``torch.compiler.set_stance("force_eager")``: it checks the conventions and
@@ -34,10 +35,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from optproof.reference.bounds import Rounding
+
 from .base import QuantizedState, Unsupported
 from .torch import TorchAdapter
 
-__all__ = ["torchao_adapter", "read_quantized"]
+__all__ = ["torchao_adapter", "read_quantized", "PRECISION"]
+
+PRECISION = Rounding("torchao: learning rate a float32 tensor, β rounded to float32 in βᵗ, "
+                     "per-step scalars in float32, pow within 1 ULP", hyper_dtype="float32",
+                     scalar_dtype="float32", power="libm",
+                     source="torchao optim/adam.py @ 0.18.0 (_AdamBase.step, single_param_adam)")
 
 SOURCE = "torchao 0.18.0 optim/subclass_8bit.py, subclass_4bit.py, subclass_fp8.py"
 NEAREST = "nearest, ties up (torchao quant_utils.quantize_*bit_with_qmap)"
@@ -97,4 +105,4 @@ def torchao_adapter(target, name, extra=None) -> TorchAdapter:
                                        "device (its CPU step is torch.optim.AdamW, fused, "
                                        "unless another optimizer_class is given)"), "adamw"
     return TorchAdapter(target, name, framework="torchao", extra=extra, expected_rule=expected,
-                        quantized=read_quantized, stance="force_eager")
+                        quantized=read_quantized, stance="force_eager", precision=PRECISION)
