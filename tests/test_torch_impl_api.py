@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 
 import pytest
 import torch
@@ -124,6 +125,36 @@ def test_low_precision_bitwise(name, foreach, dtype):
     pa, pb, _, _ = run_pair(name, kwargs, foreach, dtype=dtype, steps=4)
     for x, y in zip(pa, pb):
         assert torch.equal(x, y)
+
+
+#: shapes that make several runs of the for-loop path (`loop_runs`): small tensors together,
+#: 0-d and empty ones, a transposed view, and tensors beyond a run's element limit
+RUN_SHAPES = ((), (0,), (7,), (3, 5), (300,), *[(1000,)] * 20, (5000,), (40, 30), (70_000,),
+              (2, 3, 4), (1 << 16,), (9,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16],
+                         ids=["f32", "f64", "bf16", "f16"])
+@pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{i}" for i, (n, _) in enumerate(CASES)])
+def test_for_loop_path_is_torchs_bit_for_bit(name, kwargs, dtype):
+    """The CPU for-loop path, which runs small tensors together (`RUNS`), computes torch's
+    ``_single_tensor_*`` results bit for bit: parameters and every state tensor, 3 steps,
+    tensors of many sizes in runs and alone, one of them a transposed view."""
+    base = make_params(shapes=RUN_SHAPES, dtype=dtype)
+    base[RUN_SHAPES.index((40, 30))] = base[RUN_SHAPES.index((40, 30))].t()
+    pa, pb = clone_params(base), clone_params(base)
+    with ctx(name):
+        oa = getattr(ours, name)(pa, foreach=False, **kwargs)
+        ob = getattr(torch.optim, name)(pb, foreach=False, **kwargs)
+        for s in range(3):
+            set_grads(s, pa, pb)
+            oa.step()
+            ob.step()
+    same = functools.partial(torch.testing.assert_close, rtol=0, atol=0, equal_nan=True)
+    for i, (x, y) in enumerate(zip(pa, pb)):  # float16 overflows to inf and NaN here
+        same(x, y, msg=f"param {i} {tuple(x.shape)}")
+        for key, value in ob.state[y].items():
+            same(oa.state[x][key], value, msg=f"param {i}: state {key!r}")
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -13,11 +13,13 @@ only describes *its update rule*; everything else lives here:
   ``g <- -g`` when ``maximize``; weight decay, either L2
   (``g <- g + lambda * theta``) or decoupled
   (``theta <- theta * (1 - lr * lambda)``, Loshchilov & Hutter 2019, Alg. 2 line 12);
-* two interchangeable *op backends* (`LOOP` and `FOREACH`).  An
+* interchangeable *op backends* (`LOOP`, `RUNS` and `FOREACH`).  An
   update rule is written once against the backend interface, on lists of
   tensors.  The for-loop path calls the rule once per run of small tensors
-  (`loop_runs`; per-tensor ``Tensor`` methods, each tensor through the very ops of
-  torch's ``_single_tensor_*``, temporaries bounded by a run); the foreach path calls it
+  (`loop_runs`), each tensor through the very ops of torch's ``_single_tensor_*``,
+  temporaries bounded by a run: per-tensor ``Tensor`` methods (`LOOP`), or on the CPU
+  outside autograd and ``torch.compile`` torch's CPU ``_foreach_*`` kernels, which are
+  those per-tensor ops looped in C++ (`RUNS`); the foreach path calls it
   once per ``(device, dtype)`` bucket with ``torch._foreach_*`` ops (like torch's
   ``_multi_tensor_*``).
 
@@ -58,6 +60,7 @@ from torch import Tensor
 __all__ = [
     "FOREACH",
     "LOOP",
+    "RUNS",
     "Bucket",
     "OptimizerBase",
     "check",
@@ -156,6 +159,13 @@ def loop_runs(tensors: Sequence[Tensor]) -> list[list[int]]:
             runs[-1].append(i)
             size += t.numel()
     return runs
+
+
+def _plain_cpu(t: Tensor) -> bool:
+    """A float32 or float64 CPU tensor with a dense gradient: a run of such tensors takes
+    `RUNS` (for bfloat16 and float16, torch 2.13's CPU ``_foreach_*`` ops round differently
+    from the per-tensor ones: measured by ``test_for_loop_path_is_torchs_bit_for_bit``)."""
+    return t.is_cpu and t.dtype in (torch.float32, torch.float64) and not t.grad.is_sparse
 
 
 def _real(t: Tensor) -> Tensor:
@@ -337,8 +347,22 @@ class _ForeachOps(_LoopOps):
         torch._foreach_maximum_(xs, ys)
 
 
+class _RunOps(_ForeachOps):
+    """The for-loop path's ops on a run of CPU tensors (`loop_runs`). Each op is torch's
+    per-tensor op called for every tensor of the run by ``torch._foreach_*``, whose CPU
+    kernels are exactly that loop in C++ (``foreach_tensor_*_slow``, ATen
+    ``ForeachOpsKernels.cpp``, torch 2.13): the for-loop's results bit for bit, without a
+    Python call per tensor and op. ``foreach`` is False, so the rules take the for-loop's
+    formulas; the maximum stays ``torch.maximum`` per tensor (the foreach maximum is a
+    ``clamp_min``)."""
+
+    foreach = False
+    maximum_ = _LoopOps.maximum_
+
+
 LOOP = _LoopOps()
 FOREACH = _ForeachOps()
+RUNS = _RunOps()
 
 
 # --------------------------------------------------------------------------- the bucket
@@ -527,8 +551,11 @@ class OptimizerBase(torch.optim.Optimizer):
         if foreach and differentiable and not self._foreach_differentiable:
             raise AssertionError("_foreach ops don't support autograd")
         if not foreach:
+            batched = not differentiable and not torch.compiler.is_compiling()
             for idx in loop_runs(params):
-                self._run(group, [params[i] for i in idx], [states[i] for i in idx], LOOP)
+                run = [params[i] for i in idx]
+                ops = RUNS if batched and _plain_cpu(run[0]) else LOOP
+                self._run(group, run, [states[i] for i in idx], ops)
             return
         dense = []
         for i, p in enumerate(params):
