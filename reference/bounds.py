@@ -61,7 +61,7 @@ reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -130,11 +130,30 @@ def ulp(x: mpmath.mpf, p: Precision) -> mpmath.mpf:
         return p.tiny
     if not mpmath.isfinite(x):
         return mpmath.inf
-    exponent = max(int(mpmath.floor(mpmath.log(abs(x), 2))), p.min_exponent)
-    # floor(log2) can be off by one at exact powers of two at finite precision: correct it
-    if mpmath.ldexp(1, exponent + 1) <= abs(x):
-        exponent += 1
+    exponent = _binary_exponent(x)
+    if exponent is None:
+        exponent = max(int(mpmath.floor(mpmath.log(abs(x), 2))), p.min_exponent)
+        # floor(log2) can be off by one at exact powers of two at finite precision: correct it
+        if mpmath.ldexp(1, exponent + 1) <= abs(x):
+            exponent += 1
+    else:
+        exponent = max(exponent, p.min_exponent)
     return mpmath.ldexp(1, exponent - p.bits + 1)
+
+
+def _binary_exponent(x: Any) -> int | None:
+    """⌊log₂|x|⌋ of a finite nonzero ``mpf`` read off its representation m·2ᵏ (k plus the
+    bits of m, less one) where that is what `ulp`'s ⌊log(|x|, 2)⌋ at the working precision
+    p gives: the logarithm, within |log₂ x|·2¹⁻ᵖ, can round up to the next integer only
+    for an |x| within that of the next power of two (its top p − 16 bits all ones, for
+    |log₂ x| < 2¹¹), and a floor one too low is corrected there; ``None`` otherwise."""
+    if not isinstance(x, mpmath.mpf):
+        return None
+    _, mantissa, shift, bits = x._mpf_
+    exponent, margin = shift + bits - 1, mpmath.mp.prec - 16
+    if abs(exponent) >= 2 ** 11 or (bits > margin and mantissa >> (bits - margin) == 2 ** margin - 1):
+        return None
+    return exponent
 
 
 POWERS = ("correctly rounded", "libm", "multiplication")
@@ -206,15 +225,32 @@ _ZERO = mpmath.mpf(0)
 _ONE = mpmath.mpf(1)
 
 
-def _product(factors: Iterable[mpmath.mpf]) -> mpmath.mpf:
+def _product(factors: Sequence[mpmath.mpf]) -> mpmath.mpf:
     """``mpmath.fprod`` (mpmath 1.3, ``ctx_mp.py``) without its precision bookkeeping: the
-    product from 1, each partial product rounded at the working precision, in order. A
-    factor 1 changes nothing (a partial product is already rounded), so the factors
-    ``max(1, a)`` of the bounds are written as the factors above 1."""
-    product = _ONE
-    for factor in factors:
+    product from 1, each partial product rounded at the working precision, in order.
+
+    A multiplication by 1 changes nothing where the other factor has at most the working
+    precision's bits (it is then not rounded): neither 1·a₁ for such a first factor, nor a
+    factor 1 of a partial product, so the factors ``max(1, a)`` of the bounds are written
+    as the factors above 1."""
+    if not factors:
+        return _ONE
+    first = factors[0]
+    product = first if _rounded_already(first) else _ONE * first
+    for factor in factors[1:]:
         product = product * factor
     return product
+
+
+def _rounded_already(x: mpmath.mpf) -> bool:
+    """Whether ``x`` has at most the working precision's bits (0, ±∞ and NaN included), so
+    that 1·x, x + 0 and x − 0 are x itself."""
+    return isinstance(x, mpmath.mpf) and x._mpf_[3] <= mpmath.mp.prec
+
+
+def _times(n: int, x: mpmath.mpf) -> mpmath.mpf:
+    """n·x, where x is a result of the working precision's arithmetic (1·x is x itself)."""
+    return x if n == 1 else n * x
 
 
 def _exact(x: mpmath.mpf) -> Bounded:
@@ -321,14 +357,15 @@ class _Bounds:
         roundings = len(parts) - 1
         # the final rounding, plus one per partial sum or difference (≤ Σ|aᵢ| each)
         e = mpmath.fsum(p.e for p in parts) + self.round(x)
-        e += roundings * self.round(mpmath.fsum(abs(p.x) for p in parts))
+        e += _times(roundings, self.round(mpmath.fsum(abs(p.x) for p in parts)))
         under = mpmath.fsum(p.under for p in parts) + (roundings + 1) * self.eta
         return Bounded(x, e, all(p.nonneg for p in parts) or x - e >= 0, under)
 
     def _mul(self, parts: list[Bounded], sign: int = 1) -> Bounded:
         if not parts:
             return _exact(mpmath.mpf(sign))
-        x = sign * _product(p.x for p in parts)
+        x = _product([p.x for p in parts])
+        x = -x if sign < 0 else x  # (±1)·x: exact
         if any(p.e == mpmath.inf for p in parts):
             return _unbounded(x)
         reach = [abs(q.x) + q.e for q in parts]  # |aⱼ| + eⱼ
@@ -336,13 +373,13 @@ class _Bounds:
         for i, part in enumerate(parts):
             if part.e:
                 others = reach[:i] + reach[i + 1:]
-                grown = part.under * _product(o for o in others if o > 1)  # Π max(1, ·)
+                grown = part.under * _product([o for o in others if o > 1])  # Π max(1, ·)
                 under += grown
                 e += (part.e - part.under) * _product(others) + grown
         roundings = len(parts) - 1
-        amplify = _product(o for o in reach if o > 1)
-        e += roundings * (self.u * abs(x) + self.eta * amplify)
-        under += roundings * self.eta * amplify
+        amplify = _product([o for o in reach if o > 1])
+        e += _times(roundings, self.u * abs(x) + self.eta * amplify)
+        under += _times(roundings, self.eta) * amplify
         return Bounded(x, e, (sign > 0 and all(p.nonneg for p in parts)) or x - e >= 0, under)
 
     def _variable_power(self, a: Bounded, b: Bounded) -> Bounded:

@@ -1,7 +1,8 @@
 """The compiled evaluator (`Tape`) against the tree evaluator (`_Bounds` on the expressions):
 the same exact value, bound, sign claim and underflow part, bit for bit, on the audit's own
 plans (every hypothesis, configuration, step, tensor and element of real audits) and on
-expressions with every operation the rounding model knows."""
+expressions with every operation the rounding model knows; and `ulp`, read off the
+representation, against the definition of a binade."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 import sympy as sp
 
 from optproof.audit import audit
-from optproof.reference.bounds import (PRECISIONS, Bounded, Tape, _Bounds, _cast, _exact,
+from optproof.reference.bounds import (PRECISIONS, Bounded, Tape, _Bounds, _cast, _exact, ulp,
                                        _rounded)
 
 
@@ -104,3 +105,21 @@ def test_tape_equals_tree_on_every_operation(dtype, seed):
         ours = Tape(modelled, frozenset(scalar.env))(evaluator())
         tree = evaluator()
         assert all(_same(ours[n], tree(e)) for n, e in modelled.items())
+
+
+@pytest.mark.parametrize("dps", [15, 30])
+def test_ulp_is_the_spacing_of_the_binade(dps):
+    """`ulp` reads ⌊log₂|x|⌋ off the representation: 2ᴱ ≤ |x| < 2ᴱ⁺¹ decided exactly, at
+    powers of two, just above them, and well inside a binade, in every format's normal and
+    subnormal range."""
+    rng = random.Random(dps)
+    with mpmath.workdps(dps):
+        for _ in range(2000):
+            k = rng.randint(-1080, 1030)
+            one = mpmath.ldexp(1, k)
+            for x in (one, one * (1 + mpmath.eps), one * (1 + mpmath.mpf(rng.random())),
+                      -one * mpmath.mpf(1.5), one * (2 - mpmath.ldexp(1, -30))):
+                assert mpmath.ldexp(1, k) <= abs(x) < mpmath.ldexp(1, k + 1)
+                for p in PRECISIONS.values():
+                    want = mpmath.ldexp(1, max(k, p.min_exponent) - p.bits + 1)
+                    assert ulp(x, p) == want, (x, p.name)
