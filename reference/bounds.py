@@ -248,6 +248,16 @@ def _rounded_already(x: mpmath.mpf) -> bool:
     return isinstance(x, mpmath.mpf) and x._mpf_[3] <= mpmath.mp.prec
 
 
+def _plus(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
+    """a + b, where a term 0 changes nothing: the other term, if it has at most the working
+    precision's bits (`_rounded_already`), is the sum itself."""
+    if not b and _rounded_already(a):
+        return a
+    if not a and _rounded_already(b):
+        return b
+    return a + b
+
+
 def _times(n: int, x: mpmath.mpf) -> mpmath.mpf:
     """n·x, where x is a result of the working precision's arithmetic (1·x is x itself)."""
     return x if n == 1 else n * x
@@ -368,18 +378,18 @@ class _Bounds:
         x = -x if sign < 0 else x  # (±1)·x: exact
         if any(p.e == mpmath.inf for p in parts):
             return _unbounded(x)
-        reach = [abs(q.x) + q.e for q in parts]  # |aⱼ| + eⱼ
+        reach = [_plus(abs(q.x), q.e) for q in parts]  # |aⱼ| + eⱼ
         e, under = _ZERO, _ZERO
         for i, part in enumerate(parts):
             if part.e:
                 others = reach[:i] + reach[i + 1:]
                 grown = part.under * _product([o for o in others if o > 1])  # Π max(1, ·)
-                under += grown
-                e += (part.e - part.under) * _product(others) + grown
+                under = _plus(under, grown)
+                e = _plus(e, (part.e - part.under) * _product(others) + grown)
         roundings = len(parts) - 1
         amplify = _product([o for o in reach if o > 1])
-        e += _times(roundings, self.u * abs(x) + self.eta * amplify)
-        under += _times(roundings, self.eta) * amplify
+        e = _plus(e, _times(roundings, self.u * abs(x) + self.eta * amplify))
+        under = _plus(under, _times(roundings, self.eta) * amplify)
         return Bounded(x, e, (sign > 0 and all(p.nonneg for p in parts)) or x - e >= 0, under)
 
     def _variable_power(self, a: Bounded, b: Bounded) -> Bounded:
