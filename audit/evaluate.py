@@ -228,7 +228,8 @@ def _plan(program, zeros: frozenset = frozenset()) -> tuple[Tape, Tape]:
     elementwise = Tape({"param": hoist(closed["param"]),
                         **{s.key: hoist(closed[s.key]) for s in program.states if not s.per_step}},
                        frozenset(scalar))
-    per_step = Tape({**dict(hoisted), **{s.key: closed[s.key] for s in program.states if s.per_step}})
+    per_step = Tape({**dict(hoisted),
+                     **{s.key: closed[s.key] for s in program.states if s.per_step}})
     _PLANS[(id(program), zeros)] = (program, (per_step, elementwise))
     return per_step, elementwise
 
@@ -277,7 +278,8 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
                     scalars[s.prev] = _bounded(value[0] if isinstance(value, list) else value)
             scalar_eval = rounding.scalars(scalars)
             step_values = per_step(scalar_eval)
-            consts = {d: _cast(v, scalar_p) for d, v in step_values.items() if isinstance(d, sp.Dummy)}
+            consts = {d: _cast(v, scalar_p) for d, v in step_values.items()
+                      if isinstance(d, sp.Dummy)}
             result: dict[str, Any] = {key: [] for key in elementwise.exprs}
             grads = tensor["grad"]
             element_states = [s for s in program.states if not s.per_step]

@@ -151,7 +151,8 @@ def _binary_exponent(x: Any) -> int | None:
         return None
     _, mantissa, shift, bits = x._mpf_
     exponent, margin = shift + bits - 1, mpmath.mp.prec - 16
-    if abs(exponent) >= 2 ** 11 or (bits > margin and mantissa >> (bits - margin) == 2 ** margin - 1):
+    near_next = bits > margin and mantissa >> (bits - margin) == 2 ** margin - 1
+    if abs(exponent) >= 2 ** 11 or near_next:
         return None
     return exponent
 
@@ -219,10 +220,7 @@ class Bounded(NamedTuple):
     under: mpmath.mpf = mpmath.mpf(0)
 
 
-_ZERO = mpmath.mpf(0)
-
-
-_ONE = mpmath.mpf(1)
+_ZERO, _ONE = mpmath.mpf(0), mpmath.mpf(1)
 
 
 def _product(factors: Sequence[mpmath.mpf]) -> mpmath.mpf:
@@ -244,7 +242,7 @@ def _product(factors: Sequence[mpmath.mpf]) -> mpmath.mpf:
 
 def _rounded_already(x: mpmath.mpf) -> bool:
     """Whether ``x`` has at most the working precision's bits (0, ±∞ and NaN included), so
-    that 1·x, x + 0 and x − 0 are x itself."""
+    that 1·x and x + 0 are x itself."""
     return isinstance(x, mpmath.mpf) and x._mpf_[3] <= mpmath.mp.prec
 
 
@@ -458,8 +456,8 @@ def _operation(expr: sp.Expr) -> _Operation:
     if isinstance(expr, sp.Add):
         return _Operation(_ADD, None, expr.args, expr)
     if isinstance(expr, sp.Mul):  # a factor ±1 is exact: a sign
-        return _Operation(_MUL, -1 if sp.S.NegativeOne in expr.args else 1,
-                          tuple(a for a in expr.args if a not in (sp.S.One, sp.S.NegativeOne)), expr)
+        factors = tuple(a for a in expr.args if a not in (sp.S.One, sp.S.NegativeOne))
+        return _Operation(_MUL, -1 if sp.S.NegativeOne in expr.args else 1, factors, expr)
     if isinstance(expr, sp.Pow):
         base, exponent = expr.args
         if exponent.free_symbols:
@@ -503,7 +501,7 @@ def _power_plan(exponent: sp.Expr) -> tuple | None:
     return None
 
 
-_SYMBOL, _SCALAR, _NUMBER = "symbol", "scalar", "number"
+_SYMBOL, _SCALAR, _NUMBER, _APPLY = "symbol", "scalar", "number", "apply"
 
 
 class Tape:
@@ -522,7 +520,8 @@ class Tape:
     the one `_Bounds` gives for the same expressions (``tests/test_tape.py``).
     """
 
-    def __init__(self, exprs: Mapping[Hashable, sp.Expr], scalar: frozenset[sp.Symbol] | None = None):
+    def __init__(self, exprs: Mapping[Hashable, sp.Expr],
+                 scalar: frozenset[sp.Symbol] | None = None):
         self.exprs = dict(exprs)
         self.nodes: list[tuple[str, Any]] = []
         slots: dict[sp.Expr, int] = {}
@@ -537,7 +536,7 @@ class Tape:
                     node = (_NUMBER, expr)
                 else:
                     op = _operation(expr)
-                    node = (None, op._replace(operands=tuple(slot(a) for a in op.operands)))
+                    node = (_APPLY, op._replace(operands=tuple(slot(a) for a in op.operands)))
                 slots[expr] = len(self.nodes)
                 self.nodes.append(node)
             return slots[expr]
@@ -553,7 +552,7 @@ class Tape:
             value = values[i]
             if value is None:
                 kind, data = nodes[i]
-                if kind is None:
+                if kind is _APPLY:
                     value = bounds.apply(data, get)
                 elif kind is _SYMBOL:
                     value = bounds.env[data]

@@ -84,7 +84,9 @@ def test_tape_equals_tree_on_every_operation(dtype, seed):
     with mpmath.workdps(30):
         def operand():
             x = mpmath.mpf(rng.choice([0.0, 1e-40, -0.5, 2.0, rng.uniform(-3, 3)]))
-            return _exact(x) if rng.random() < 0.4 else _rounded(x, abs(x) * p.u * rng.randint(0, 4), p)
+            if rng.random() < 0.4:
+                return _exact(x)
+            return _rounded(x, abs(x) * p.u * rng.randint(0, 4), p)
         shared = operand()
         env = {a: shared, b: shared if rng.random() < 0.3 else operand(), c: operand()}
         scalar = _Bounds(PRECISIONS["float64"], {t: _exact(mpmath.mpf(rng.randint(1, 4)))})
@@ -109,9 +111,9 @@ def test_tape_equals_tree_on_every_operation(dtype, seed):
 
 @pytest.mark.parametrize("dps", [15, 30])
 def test_ulp_is_the_spacing_of_the_binade(dps):
-    """`ulp` reads ⌊log₂|x|⌋ off the representation: 2ᴱ ≤ |x| < 2ᴱ⁺¹ decided exactly, at
-    powers of two, just above them, and well inside a binade, in every format's normal and
-    subnormal range."""
+    """`ulp` reads ⌊log₂|x|⌋ off the representation: 2ᴱ ≤ |x| < 2ᴱ⁺¹ decided exactly,
+    at powers of two, just above them, and well inside a binade, in every format's normal
+    and subnormal range."""
     rng = random.Random(dps)
     with mpmath.workdps(dps):
         for _ in range(2000):
