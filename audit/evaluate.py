@@ -32,8 +32,8 @@ import sympy as sp
 
 from optproof.derivations import Spec
 from optproof.derivations.symbols import g, t as T, theta_prev
-from optproof.reference.bounds import (FLOAT64_SCALARS, Bounded, Rounding, _Bounds, _cast,
-                                       _exact, _finite, precision)
+from optproof.reference.bounds import (FLOAT64_SCALARS, Bounded, Rounding, Tape, _Bounds,
+                                       _cast, _exact, _finite, precision)
 
 from .configs import Config
 from .families import IMPLIED, TORCH_VARIANT
@@ -186,17 +186,22 @@ def _held(value: float, dtype: str | None) -> float:
 _PLANS: dict[tuple, tuple] = {}
 
 
-def _plan(program, zeros: frozenset = frozenset()) -> tuple[dict, dict, list]:
-    """Split ``program``'s closed forms once: per-step outputs (``mu_product``), elementwise
-    outputs with every maximal per-step sub-expression replaced by a placeholder, and the
-    placeholders' expressions.
+def _plan(program, zeros: frozenset = frozenset()) -> tuple[Tape, Tape]:
+    """Split ``program``'s closed forms once, each part compiled into a `Tape`: the per-step
+    values — the per-step outputs (``mu_product``, keyed by state key) and every maximal
+    per-step sub-expression of the elementwise outputs (keyed by the placeholder that
+    replaces it) — and the elementwise outputs with those placeholders, evaluated at
+    every element.
 
     The reference's evaluator (``optproof.reference.bounds``) evaluates a non-numeric
     sub-expression whose symbols are all per-step with its float64 evaluator and casts it
     into the tensor's type, at every element; doing that once per tensor gives the same
     values and bounds (the trees are rewritten only at those nodes, so their shape — hence
     the rounding count — is unchanged). ``tests/test_audit_evaluate.py`` checks the
-    equivalence with `bounded_run`.
+    equivalence with `bounded_run`. The tapes compute what the evaluator computes on the
+    trees (the elementwise tape knows the per-step symbols: t, the hyperparameters and the
+    per-step states, the keys of `bounded_step`'s scalar environment), bit for bit:
+    ``tests/test_tape.py``.
     """
     plan = _PLANS.get((id(program), zeros))
     if plan is not None and plan[0] is program:
@@ -220,11 +225,13 @@ def _plan(program, zeros: frozenset = frozenset()) -> tuple[dict, dict, list]:
             return expr.func(*(hoist(a) for a in expr.args), evaluate=False)
         return expr
 
-    per_step = {s.key: closed[s.key] for s in program.states if s.per_step}
-    elementwise = {"param": hoist(closed["param"]),
-                   **{s.key: hoist(closed[s.key]) for s in program.states if not s.per_step}}
-    _PLANS[(id(program), zeros)] = (program, (per_step, elementwise, hoisted))
-    return per_step, elementwise, hoisted
+    elementwise = Tape({"param": hoist(closed["param"]),
+                        **{s.key: hoist(closed[s.key]) for s in program.states if not s.per_step}},
+                       frozenset(scalar))
+    per_step = Tape({**dict(hoisted),
+                     **{s.key: closed[s.key] for s in program.states if s.per_step}})
+    _PLANS[(id(program), zeros)] = (program, (per_step, elementwise))
+    return per_step, elementwise
 
 
 def exact_inputs(values: Sequence[float]) -> list[Bounded]:
@@ -257,7 +264,7 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
     p = precision(dtype)
     rounding = prep.hypothesis.rounding or FLOAT64_SCALARS
     program = prep.program
-    per_step, elementwise, hoisted = _plan(program, prep.zeros)
+    per_step, elementwise = _plan(program, prep.zeros)
     held = prep.hypothesis.scalar_state_dtype
     scalar_p = precision(held) if held and precision(held).bits < p.bits else p
     out = []
@@ -270,8 +277,10 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
                     value = tensor.get(s.key, (prep.init[s.key], ZERO))
                     scalars[s.prev] = _bounded(value[0] if isinstance(value, list) else value)
             scalar_eval = rounding.scalars(scalars)
-            consts = {d: _cast(scalar_eval(sub), scalar_p) for d, sub in hoisted}
-            result: dict[str, Any] = {key: [] for key in elementwise}
+            step_values = per_step(scalar_eval)
+            consts = {d: _cast(v, scalar_p) for d, v in step_values.items()
+                      if isinstance(d, sp.Dummy)}
+            result: dict[str, Any] = {key: [] for key in elementwise.exprs}
             grads = tensor["grad"]
             element_states = [s for s in program.states if not s.per_step]
             for i in range(len(tensor["param"])):
@@ -281,10 +290,11 @@ def bounded_step(prep: Prepared, k: int, tensors: Sequence[Mapping[str, Any]], d
                 for s in element_states:
                     col = tensor.get(s.key)
                     env[s.prev] = _bounded(col[i]) if col is not None else _exact(prep.init[s.key])
-                evaluate = _Bounds(p, env, scalar_eval, lambda v: _cast(v, p))
-                for key, expr in elementwise.items():
-                    result[key].append(_finite(evaluate(expr), p))
-            for key, expr in per_step.items():
-                result[key] = _finite(scalar_eval(expr), p)
+                values = elementwise(_Bounds(p, env, scalar_eval, lambda v: _cast(v, p)))
+                for key, value in values.items():
+                    result[key].append(_finite(value, p))
+            for key, value in step_values.items():
+                if isinstance(key, str):
+                    result[key] = _finite(value, p)
             out.append(result)
     return out

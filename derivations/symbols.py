@@ -12,7 +12,10 @@ Names follow SymPy's conventions so that the printers render them without a look
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from fractions import Fraction
+from functools import lru_cache
 
 import sympy as sp
 
@@ -44,8 +47,35 @@ class Hyper:
         return self.keyword if self.index is None else f"{self.keyword}[{self.index}]"
 
     def contains(self, value: float) -> bool:
-        """Whether ``value`` lies in the domain."""
-        return bool(self.domain.contains(sp.Rational(value)))  # exact for every float
+        """Whether ``value`` lies in the domain, read exactly (a finite float is a dyadic
+        rational). An interval with rational or infinite ends is decided on `Fraction`s,
+        as SymPy's ``Interval.contains`` decides it on ``sp.Rational(value)`` (the
+        reference checks every hyperparameter of every run, and the defaults fit runs the
+        reference over a thousand times); other domains, and non-finite values, by SymPy."""
+        ends = _rational_ends(self.domain)
+        if ends is None or not math.isfinite(value):
+            return bool(self.domain.contains(sp.Rational(value)))
+        low, high, left_open, right_open = ends
+        x = Fraction(value)
+        return ((low is None or (low < x if left_open else low <= x))
+                and (high is None or (x < high if right_open else x <= high)))
+
+
+@lru_cache(maxsize=None)
+def _rational_ends(domain: sp.Set) -> tuple | None:
+    """``(low, high, left_open, right_open)`` of an interval with rational or infinite ends
+    (an infinite end as ``None``), else ``None``."""
+    if not isinstance(domain, sp.Interval):
+        return None
+    ends = []
+    for end, infinite in ((domain.start, sp.S.NegativeInfinity), (domain.end, sp.S.Infinity)):
+        if end == infinite:
+            ends.append(None)
+        elif end.is_Rational:
+            ends.append(Fraction(int(end.p), int(end.q)))
+        else:
+            return None
+    return (*ends, bool(domain.left_open), bool(domain.right_open))
 
 
 def _h(name, keyword, domain, meaning, index=None, skipped_at_zero=False, **assumptions) -> Hyper:

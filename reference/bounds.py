@@ -61,7 +61,7 @@ reported.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -76,8 +76,8 @@ from optproof.derivations.symbols import g, t, theta_prev
 from .compile import nan_max
 from .run import kept_state_keys, resolve, start_state, to_mpf
 
-__all__ = ["Precision", "PRECISIONS", "Bounded", "Rounding", "FLOAT64_SCALARS", "precision",
-           "ulp", "bounded_run"]
+__all__ = ["Precision", "PRECISIONS", "Bounded", "Rounding", "FLOAT64_SCALARS", "Tape",
+           "precision", "ulp", "bounded_run"]
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,31 @@ def ulp(x: mpmath.mpf, p: Precision) -> mpmath.mpf:
         return p.tiny
     if not mpmath.isfinite(x):
         return mpmath.inf
-    exponent = max(int(mpmath.floor(mpmath.log(abs(x), 2))), p.min_exponent)
-    # floor(log2) can be off by one at exact powers of two at finite precision: correct it
-    if mpmath.ldexp(1, exponent + 1) <= abs(x):
-        exponent += 1
+    exponent = _binary_exponent(x)
+    if exponent is None:
+        exponent = max(int(mpmath.floor(mpmath.log(abs(x), 2))), p.min_exponent)
+        # floor(log2) can be off by one at exact powers of two at finite precision: correct it
+        if mpmath.ldexp(1, exponent + 1) <= abs(x):
+            exponent += 1
+    else:
+        exponent = max(exponent, p.min_exponent)
     return mpmath.ldexp(1, exponent - p.bits + 1)
+
+
+def _binary_exponent(x: Any) -> int | None:
+    """⌊log₂|x|⌋ of a finite nonzero ``mpf`` read off its representation m·2ᵏ (k plus the
+    bits of m, less one) where that is what `ulp`'s ⌊log(|x|, 2)⌋ at the working precision
+    p gives: the logarithm, within |log₂ x|·2¹⁻ᵖ, can round up to the next integer only
+    for an |x| within that of the next power of two (its top p − 16 bits all ones, for
+    |log₂ x| < 2¹¹), and a floor one too low is corrected there; ``None`` otherwise."""
+    if not isinstance(x, mpmath.mpf):
+        return None
+    _, mantissa, shift, bits = x._mpf_
+    exponent, margin = shift + bits - 1, mpmath.mp.prec - 16
+    near_next = bits > margin and mantissa >> (bits - margin) == 2 ** margin - 1
+    if abs(exponent) >= 2 ** 11 or near_next:
+        return None
+    return exponent
 
 
 POWERS = ("correctly rounded", "libm", "multiplication")
@@ -200,7 +220,45 @@ class Bounded(NamedTuple):
     under: mpmath.mpf = mpmath.mpf(0)
 
 
-_ZERO = mpmath.mpf(0)
+_ZERO, _ONE = mpmath.mpf(0), mpmath.mpf(1)
+
+
+def _product(factors: Sequence[mpmath.mpf]) -> mpmath.mpf:
+    """``mpmath.fprod`` (mpmath 1.3, ``ctx_mp.py``) without its precision bookkeeping: the
+    product from 1, each partial product rounded at the working precision, in order.
+
+    A multiplication by 1 changes nothing where the other factor has at most the working
+    precision's bits (it is then not rounded): neither 1·a₁ for such a first factor, nor a
+    factor 1 of a partial product, so the factors ``max(1, a)`` of the bounds are written
+    as the factors above 1."""
+    if not factors:
+        return _ONE
+    first = factors[0]
+    product = first if _rounded_already(first) else _ONE * first
+    for factor in factors[1:]:
+        product = product * factor
+    return product
+
+
+def _rounded_already(x: mpmath.mpf) -> bool:
+    """Whether ``x`` has at most the working precision's bits (0, ±∞ and NaN included), so
+    that 1·x and x + 0 are x itself."""
+    return isinstance(x, mpmath.mpf) and x._mpf_[3] <= mpmath.mp.prec
+
+
+def _plus(a: mpmath.mpf, b: mpmath.mpf) -> mpmath.mpf:
+    """a + b, where a term 0 changes nothing: the other term, if it has at most the working
+    precision's bits (`_rounded_already`), is the sum itself."""
+    if not b and _rounded_already(a):
+        return a
+    if not a and _rounded_already(b):
+        return b
+    return a + b
+
+
+def _times(n: int, x: mpmath.mpf) -> mpmath.mpf:
+    """n·x, where x is a result of the working precision's arithmetic (1·x is x itself)."""
+    return x if n == 1 else n * x
 
 
 def _exact(x: mpmath.mpf) -> Bounded:
@@ -254,37 +312,50 @@ class _Bounds:
         if expr.is_Symbol:
             return self.env[expr]
         if expr.is_Number:
-            x = mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q
-            if self.constants is None:
-                return _exact(x)
-            import numpy as np  # the constant as the framework holds it (0.96 in float32)
-            return Bounded(x, abs(mpmath.mpf(float(getattr(np, self.constants)(float(x)))) - x),
-                           x >= 0)
-        if isinstance(expr, sp.Add):
-            return self._add([self(a) for a in expr.args])
-        if isinstance(expr, sp.Mul):
-            negated = sp.S.NegativeOne in expr.args
-            return self._mul([self(a) for a in expr.args if a not in (sp.S.One, sp.S.NegativeOne)],
-                             sign=-1 if negated else 1)
-        if isinstance(expr, sp.Pow):
-            return self._pow(expr)
-        if isinstance(expr, sp.Abs):
-            a = self(expr.args[0])
+            return self.number(expr)
+        return self.apply(_operation(expr), self)
+
+    def number(self, expr: sp.Number) -> Bounded:
+        """A numeric constant of the rule, as the framework holds it (``constants``)."""
+        x = mpmath.mpf(sp.Rational(expr).p) / sp.Rational(expr).q
+        if self.constants is None:
+            return _exact(x)
+        import numpy as np  # the constant as the framework holds it (0.96 in float32)
+        return Bounded(x, abs(mpmath.mpf(float(getattr(np, self.constants)(float(x)))) - x),
+                       x >= 0)
+
+    def apply(self, op: _Operation, get: Callable[[Any], Bounded]) -> Bounded:
+        """The `Bounded` value of one operation node, its operands read by ``get`` (``self``
+        on expressions; a `Tape`'s slots on their numbers). Operands are read lazily: a
+        Piecewise evaluates only the branch whose condition holds."""
+        kind, data, operands, expr = op
+        if kind is _ADD:
+            return self._add([get(a) for a in operands])
+        if kind is _MUL:
+            return self._mul([get(a) for a in operands], sign=data)
+        if kind is _VARIABLE_POWER:  # βᵗ, 0.96^(tψ): one call of pow, within u of the exact
+            return self._variable_power(get(operands[0]), get(operands[1]))
+        if kind is _POWER:
+            if data is None:
+                raise NotImplementedError(f"no rounding model for the power {expr}")
+            return self._rational_power(get(operands[0]), data)
+        if kind is _ABS:
+            a = get(operands[0])
             return Bounded(abs(a.x), a.e, True, a.under)
-        if isinstance(expr, sp.Max):
-            parts = [self(a) for a in expr.args]
+        if kind is _MAX:
+            parts = [get(a) for a in operands]
             return Bounded(nan_max(*(p.x for p in parts)), max(p.e for p in parts),
                            any(p.nonneg for p in parts), max(p.under for p in parts))
-        if isinstance(expr, sp.Heaviside):  # ∂max(a, b)/∂a = H(a − b), H(0) = 1/2
-            a = self(expr.args[0])
+        if kind is _HEAVISIDE:  # ∂max(a, b)/∂a = H(a − b), H(0) = 1/2
+            a = get(operands[0])
             x = mpmath.mpf(1) if a.x > 0 else mpmath.mpf(0) if a.x < 0 else mpmath.mpf(0.5)
             # a kernel that may order the operands otherwise takes the other branch: no claim
             return _unbounded(x) if a.e and abs(a.x) <= a.e else _exact(x)
-        if isinstance(expr, sp.Piecewise):
-            for value, condition in expr.args:
-                known = {s: sp.Float(self(s).x, 30) for s in condition.free_symbols}
+        if kind is _PIECEWISE:
+            for value, condition, symbols in data:
+                known = {s: sp.Float(get(operands[i]).x, 30) for s, i in symbols}
                 if bool(condition.xreplace(known)):
-                    return self(value)
+                    return get(operands[value])
         raise NotImplementedError(f"no rounding model for {type(expr).__name__}: {expr}")
 
     def _add(self, parts: list[Bounded]) -> Bounded:
@@ -294,49 +365,48 @@ class _Bounds:
         roundings = len(parts) - 1
         # the final rounding, plus one per partial sum or difference (≤ Σ|aᵢ| each)
         e = mpmath.fsum(p.e for p in parts) + self.round(x)
-        e += roundings * self.round(mpmath.fsum(abs(p.x) for p in parts))
+        e += _times(roundings, self.round(mpmath.fsum(abs(p.x) for p in parts)))
         under = mpmath.fsum(p.under for p in parts) + (roundings + 1) * self.eta
         return Bounded(x, e, all(p.nonneg for p in parts) or x - e >= 0, under)
 
     def _mul(self, parts: list[Bounded], sign: int = 1) -> Bounded:
         if not parts:
             return _exact(mpmath.mpf(sign))
-        x = sign * mpmath.fprod(p.x for p in parts)
+        x = _product([p.x for p in parts])
+        x = -x if sign < 0 else x  # (±1)·x: exact
         if any(p.e == mpmath.inf for p in parts):
             return _unbounded(x)
+        reach = [_plus(abs(q.x), q.e) for q in parts]  # |aⱼ| + eⱼ
         e, under = _ZERO, _ZERO
         for i, part in enumerate(parts):
             if part.e:
-                others = [abs(q.x) + q.e for j, q in enumerate(parts) if j != i]
-                grown = part.under * mpmath.fprod(max(1, o) for o in others)
-                under += grown
-                e += (part.e - part.under) * mpmath.fprod(others) + grown
+                others = reach[:i] + reach[i + 1:]
+                grown = part.under * _product([o for o in others if o > 1])  # Π max(1, ·)
+                under = _plus(under, grown)
+                e = _plus(e, (part.e - part.under) * _product(others) + grown)
         roundings = len(parts) - 1
-        amplify = mpmath.fprod(max(1, abs(q.x) + q.e) for q in parts)
-        e += roundings * (self.u * abs(x) + self.eta * amplify)
-        under += roundings * self.eta * amplify
+        amplify = _product([o for o in reach if o > 1])
+        e = _plus(e, _times(roundings, self.u * abs(x) + self.eta * amplify))
+        under = _plus(under, _times(roundings, self.eta) * amplify)
         return Bounded(x, e, (sign > 0 and all(p.nonneg for p in parts)) or x - e >= 0, under)
 
-    def _pow(self, expr: sp.Pow) -> Bounded:
-        base, exponent = expr.args
-        if exponent.free_symbols:  # βᵗ, 0.96^(tψ): one call of pow, within u of the exact
-            a, b = self(base), self(exponent)
-            x = mpmath.power(a.x, b.x)
-            # first order: d(aᵇ) = aᵇ·(b·da/a + ln(a)·db)
-            spread = (abs(b.x) * a.e / abs(a.x) if a.e else 0) + (abs(mpmath.log(a.x)) * b.e if b.e else 0)
-            return _function_of(x, abs(x) * spread + self._power_error(x, b), a.nonneg, self.eta)
-        a = self(base)
-        if exponent.is_Integer and exponent > 0:
-            power = self._mul([a] * int(exponent))
-            return power._replace(nonneg=power.nonneg or exponent % 2 == 0)
-        if exponent == sp.S.Half:
+    def _variable_power(self, a: Bounded, b: Bounded) -> Bounded:
+        x = mpmath.power(a.x, b.x)
+        # first order: d(aᵇ) = aᵇ·(b·da/a + ln(a)·db)
+        spread = (abs(b.x) * a.e / abs(a.x) if a.e else 0) + (abs(mpmath.log(a.x)) * b.e if b.e else 0)
+        return _function_of(x, abs(x) * spread + self._power_error(x, b), a.nonneg, self.eta)
+
+    def _rational_power(self, a: Bounded, plan: tuple) -> Bounded:
+        """aʳ for a constant rational r, as `_power_plan` spells it."""
+        kind, n = plan
+        if kind == "integer":
+            power = self._mul([a] * n)
+            return power._replace(nonneg=power.nonneg or n % 2 == 0)
+        if kind == "root":
             return self._sqrt(a)
-        if exponent.is_Rational and exponent.q == 2 and exponent > 0:  # a^(n/2) = (√a)ⁿ
-            return self._mul([self._sqrt(a)] * int(exponent.p))
-        if exponent.is_negative:
-            positive = a if exponent == -1 else self._pow(sp.Pow(base, -exponent, evaluate=False))
-            return self._reciprocal(positive)
-        raise NotImplementedError(f"no rounding model for the power {expr}")
+        if kind == "roots":  # a^(n/2) = (√a)ⁿ
+            return self._mul([self._sqrt(a)] * n)
+        return self._reciprocal(a if n is None else self._rational_power(a, n))
 
     def _power_error(self, x: mpmath.mpf, exponent: Bounded) -> mpmath.mpf:
         """The error of one evaluation of aᵇ from its computed operands (`Rounding.power`)."""
@@ -362,6 +432,138 @@ class _Bounds:
         x = 1 / a.x
         e = a.e / (abs(a.x) * (abs(a.x) - a.e)) + self.round(x)
         return _function_of(x, e, a.nonneg, self.eta)
+
+
+_ADD, _MUL, _VARIABLE_POWER, _POWER, _ABS, _MAX, _HEAVISIDE, _PIECEWISE = (
+    "add", "mul", "variable power", "power", "abs", "max", "heaviside", "piecewise")
+
+
+class _Operation(NamedTuple):
+    """The operation at the root of an expression: its kind (``None``: no rounding model),
+    its constant data, its operands (expressions, or a `Tape`'s slot numbers), and the
+    expression itself (for messages)."""
+
+    kind: str | None
+    data: Any
+    operands: tuple
+    expr: sp.Expr
+
+
+@lru_cache(maxsize=None)
+def _operation(expr: sp.Expr) -> _Operation:
+    """What `_Bounds.apply` does at the root of ``expr`` (a sum, product, power, |·|, max,
+    Heaviside step or Piecewise), read off the tree once."""
+    if isinstance(expr, sp.Add):
+        return _Operation(_ADD, None, expr.args, expr)
+    if isinstance(expr, sp.Mul):  # a factor ±1 is exact: a sign
+        factors = tuple(a for a in expr.args if a not in (sp.S.One, sp.S.NegativeOne))
+        return _Operation(_MUL, -1 if sp.S.NegativeOne in expr.args else 1, factors, expr)
+    if isinstance(expr, sp.Pow):
+        base, exponent = expr.args
+        if exponent.free_symbols:
+            return _Operation(_VARIABLE_POWER, None, (base, exponent), expr)
+        return _Operation(_POWER, _power_plan(exponent), (base,), expr)
+    if isinstance(expr, sp.Abs):
+        return _Operation(_ABS, None, expr.args[:1], expr)
+    if isinstance(expr, sp.Max):
+        return _Operation(_MAX, None, expr.args, expr)
+    if isinstance(expr, sp.Heaviside):
+        return _Operation(_HEAVISIDE, None, expr.args[:1], expr)
+    if isinstance(expr, sp.Piecewise):  # operands: the branches' values, then the symbols
+        values = [value for value, _ in expr.args]  # of their conditions
+        operands, branches = list(values), []
+        for i, (_, condition) in enumerate(expr.args):
+            symbols = []
+            for s in condition.free_symbols:
+                symbols.append((s, len(operands)))
+                operands.append(s)
+            branches.append((i, condition, tuple(symbols)))
+        return _Operation(_PIECEWISE, tuple(branches), tuple(operands), expr)
+    return _Operation(None, None, (), expr)
+
+
+def _power_plan(exponent: sp.Expr) -> tuple | None:
+    """How `_Bounds` evaluates aʳ for a constant r (`_Bounds._rational_power`):
+    ``("integer", n)`` the product of n copies of a; ``("root", None)`` √a; ``("roots", n)``
+    the product of n copies of √a (r = n/2); ``("reciprocal", plan)`` one over a^(−r) (plan
+    ``None``: r = −1); ``None`` where there is no rounding model."""
+    if exponent.is_Integer and exponent > 0:
+        return ("integer", int(exponent))
+    if exponent == sp.S.Half:
+        return ("root", None)
+    if exponent.is_Rational and exponent.q == 2 and exponent > 0:
+        return ("roots", int(exponent.p))
+    if exponent.is_negative:
+        if exponent == -1:
+            return ("reciprocal", None)
+        positive = _power_plan(-exponent)
+        return None if positive is None else ("reciprocal", positive)
+    return None
+
+
+_SYMBOL, _SCALAR, _NUMBER, _APPLY = "symbol", "scalar", "number", "apply"
+
+
+class Tape:
+    """Expressions compiled once for a `_Bounds` evaluation at many elements.
+
+    `_Bounds` walks the expression trees at each element, hashing every node into its memo
+    and dispatching on its type; the audit evaluates the same trees at every element of
+    every tensor, step, configuration and hypothesis. A tape numbers the distinct nodes of
+    ``exprs`` once (children before parents; a repeated sub-expression once, as the memo
+    evaluates it once) and keeps per node what `_Bounds` does with it: read the
+    environment (a symbol), evaluate a per-step sub-expression with the scalar evaluator
+    and cast it (all its symbols in ``scalar``: the keys of the evaluators' ``scalar``
+    environment), convert a constant, or apply an `_Operation` to the values of its
+    operand slots. Calling the tape with a `_Bounds` runs that evaluator's own arithmetic
+    (`_Bounds.apply`) on the slots, lazily as `_Bounds` does, so every value and bound is
+    the one `_Bounds` gives for the same expressions (``tests/test_tape.py``).
+    """
+
+    def __init__(self, exprs: Mapping[Hashable, sp.Expr],
+                 scalar: frozenset[sp.Symbol] | None = None):
+        self.exprs = dict(exprs)
+        self.nodes: list[tuple[str, Any]] = []
+        slots: dict[sp.Expr, int] = {}
+
+        def slot(expr: sp.Expr) -> int:
+            if expr not in slots:
+                if scalar is not None and not expr.is_Number and expr.free_symbols <= scalar:
+                    node = (_SCALAR, expr)
+                elif expr.is_Symbol:
+                    node = (_SYMBOL, expr)
+                elif expr.is_Number:
+                    node = (_NUMBER, expr)
+                else:
+                    op = _operation(expr)
+                    node = (_APPLY, op._replace(operands=tuple(slot(a) for a in op.operands)))
+                slots[expr] = len(self.nodes)
+                self.nodes.append(node)
+            return slots[expr]
+
+        self.outputs = {name: slot(expr) for name, expr in self.exprs.items()}
+
+    def __call__(self, bounds: _Bounds) -> dict[Hashable, Bounded]:
+        """The `Bounded` value of each expression under ``bounds`` (its environment, its
+        scalar evaluator and cast, its rounding model)."""
+        nodes, values = self.nodes, [None] * len(self.nodes)
+
+        def get(i: int) -> Bounded:
+            value = values[i]
+            if value is None:
+                kind, data = nodes[i]
+                if kind is _APPLY:
+                    value = bounds.apply(data, get)
+                elif kind is _SYMBOL:
+                    value = bounds.env[data]
+                elif kind is _SCALAR:
+                    value = bounds.cast(bounds.scalar(data))
+                else:
+                    value = bounds.number(data)
+                values[i] = value
+            return value
+
+        return {name: get(i) for name, i in self.outputs.items()}
 
 
 def _cast(value: Bounded, p: Precision) -> Bounded:

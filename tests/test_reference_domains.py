@@ -8,6 +8,8 @@ and must not be judged equal to 1.
 from __future__ import annotations
 
 import pytest
+import sympy
+from hypothesis import strategies as st
 from hypothesis import given
 
 from optproof.testing import strategies
@@ -38,3 +40,13 @@ def test_reference_accepts_positive_edges(eps, lr, wd):
 @pytest.mark.parametrize("value", [-1e-300, 1.0, 1 + 2**-52])
 def test_decay_outside_domain_is_rejected(value):
     assert not HYPERS["betas[0]"].contains(value)
+
+
+@given(value=st.one_of(st.floats(), st.sampled_from([0.0, -0.0, 1.0, 1 - 2**-53, 1 + 2**-52,
+                                                     5e-324, -5e-324, float("inf")])))
+def test_contains_reads_the_float_as_sympy_does(value):
+    """The exact rational comparison agrees with SymPy's ``Interval.contains`` on every
+    domain (the Nesterov forms' ones included), at the ends, for NaN and ±∞."""
+    from optproof.derivations.specs.sgd import MU_NESTEROV, TAU_NESTEROV
+    for h in (*HYPERS.values(), MU_NESTEROV, TAU_NESTEROV):
+        assert h.contains(value) == bool(h.domain.contains(sympy.Rational(value))), (h.key, value)
