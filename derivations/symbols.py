@@ -48,12 +48,15 @@ class Hyper:
 
     def contains(self, value: float) -> bool:
         """Whether ``value`` lies in the domain, read exactly (a finite float is a dyadic
-        rational). An interval with rational or infinite ends is decided on `Fraction`s,
-        as SymPy's ``Interval.contains`` decides it on ``sp.Rational(value)`` (the
-        reference checks every hyperparameter of every run, and the defaults fit runs the
-        reference over a thousand times); other domains, and non-finite values, by SymPy."""
+        rational). NaN and ±∞ are in no domain (every domain is a set of real numbers;
+        ``sp.Rational`` would read them as 0). An interval with rational or infinite ends is
+        decided on `Fraction`s, as SymPy's ``Interval.contains`` decides it on
+        ``sp.Rational(value)`` (the reference checks every hyperparameter of every run, and
+        the defaults fit runs the reference over a thousand times); other domains by SymPy."""
+        if not math.isfinite(value):
+            return False
         ends = _rational_ends(self.domain)
-        if ends is None or not math.isfinite(value):
+        if ends is None:
             return bool(self.domain.contains(sp.Rational(value)))
         low, high, left_open, right_open = ends
         x = Fraction(value)

@@ -7,6 +7,8 @@ and must not be judged equal to 1.
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import sympy
 from hypothesis import strategies as st
@@ -46,7 +48,17 @@ def test_decay_outside_domain_is_rejected(value):
                                                      5e-324, -5e-324, float("inf")])))
 def test_contains_reads_the_float_as_sympy_does(value):
     """The exact rational comparison agrees with SymPy's ``Interval.contains`` on every
-    domain (the Nesterov forms' ones included), at the ends, for NaN and ±∞."""
+    domain (the Nesterov forms' ones included) and at the ends; NaN and ±∞, which
+    ``sympy.Rational`` reads as 0, are in no domain."""
     from optproof.derivations.specs.sgd import MU_NESTEROV, TAU_NESTEROV
     for h in (*HYPERS.values(), MU_NESTEROV, TAU_NESTEROV):
-        assert h.contains(value) == bool(h.domain.contains(sympy.Rational(value))), (h.key, value)
+        expected = math.isfinite(value) and bool(h.domain.contains(sympy.Rational(value)))
+        assert h.contains(value) == expected, (h.key, value)
+
+
+@pytest.mark.parametrize("key,value", [("eps", float("nan")), ("lr", float("inf")),
+                                       ("weight_decay", float("-inf")), ("betas", (float("nan"), 0.9))])
+def test_reference_rejects_non_finite_hyperparameters(key, value):
+    """NaN and ±∞ are usage errors naming the hyperparameter (they were read as 0 and run)."""
+    with pytest.raises(ValueError, match=key):
+        run("adam", {key: value}, [1.0], [[0.5]])
