@@ -160,7 +160,8 @@ def test_bitsandbytes_adam_is_adamw_and_ignores_amsgrad():
     text = "\n".join(result.diagnosis)
     assert "behaves as adamw rather than adam" in text and "amsgrad ignored" in text
     assert "also diverge" not in text
-    assert dict((a, d) for a, d, _ in result.conventions)["weight decay"].startswith("decoupled")
+    decay = {e.axis: e for e in result.conventions}["weight decay"]
+    assert decay.measured and decay.detected.startswith("decoupled"), decay
 
 
 def test_bitsandbytes_adamw8bit_is_conformant_under_the_quantized_state_oracle():

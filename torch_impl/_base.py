@@ -162,10 +162,8 @@ def loop_runs(tensors: Sequence[Tensor]) -> list[list[int]]:
 
 
 def _plain_cpu(t: Tensor) -> bool:
-    """A float32 or float64 CPU tensor with a dense gradient: a run of such tensors takes
-    `RUNS` (for bfloat16 and float16, torch 2.13's CPU ``_foreach_*`` ops round differently
-    from the per-tensor ones: measured by ``test_for_loop_path_is_torchs_bit_for_bit``)."""
-    return t.is_cpu and t.dtype in (torch.float32, torch.float64) and not t.grad.is_sparse
+    """A real CPU tensor with a dense gradient: a run of such tensors takes `RUNS`."""
+    return t.is_cpu and not t.is_complex() and not t.grad.is_sparse
 
 
 def _real(t: Tensor) -> Tensor:
@@ -353,11 +351,23 @@ class _RunOps(_ForeachOps):
     kernels are exactly that loop in C++ (``foreach_tensor_*_slow``, ATen
     ``ForeachOpsKernels.cpp``, torch 2.13): the for-loop's results bit for bit, without a
     Python call per tensor and op. ``foreach`` is False, so the rules take the for-loop's
-    formulas; the maximum stays ``torch.maximum`` per tensor (the foreach maximum is a
-    ``clamp_min``)."""
+    formulas. Per tensor stay the maximum (the foreach maximum is a ``clamp_min``) and, in
+    bfloat16 and float16, the product with a scalar, which torch 2.13's ``_foreach_mul``
+    rounds differently from ``Tensor.mul`` there (measured by
+    ``test_for_loop_path_is_torchs_bit_for_bit``)."""
 
     foreach = False
     maximum_ = _LoopOps.maximum_
+
+    def mul(self, xs, s):
+        return (super() if _wide(xs) else LOOP).mul(xs, s)
+
+    def mul_(self, xs, s):
+        (super() if _wide(xs) else LOOP).mul_(xs, s)
+
+
+def _wide(xs: Sequence[Tensor]) -> bool:
+    return xs[0].dtype in (torch.float32, torch.float64)
 
 
 LOOP = _LoopOps()
