@@ -160,6 +160,7 @@ def _row(path: str, result: Any) -> dict[str, Any]:
         "conventions": {e.axis: e.shown() for e in result.conventions},
         "defaults": None if defaults is None else defaults.describe(),
         "diagnosis": list(result.diagnosis),
+        "precision_model": None if result.rounding is None else result.rounding.name,
         "elapsed_s": round(result.elapsed, 2),
     }
 
@@ -232,7 +233,7 @@ def data_files(data: Mapping[str, Any]) -> dict[str, str]:
 
 
 #: the claims ``--check`` compares (not errors in ULP, nor times)
-CLAIMS = ("expected", "follows", "verdict", "conventions", "defaults")
+CLAIMS = ("expected", "follows", "verdict", "conventions", "defaults", "precision_model")
 
 
 def compare(stored: Mapping[str, Any], fresh: Mapping[str, Any]) -> list[str]:

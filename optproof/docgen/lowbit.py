@@ -210,7 +210,9 @@ def guide_page(data: Mapping[str, Any] | None, rule_link: Callable[[str], str]) 
                  _cell(_ulps(r))]
         out.append("| " + " | ".join(cells) + " |")
     out.append("")
-    notes = [(r["target"], d) for r in audited for d in r.get("diagnosis", [])]
+    notes = [(r["target"], d) for r in audited
+             for d in ([f"judged under its precision model: {r['precision_model']}"]
+                       if r.get("precision_model") else []) + r.get("diagnosis", [])]
     if notes:
         out += ["## What each audit found", ""] + [f"- `{t}`: {_cell(d)}" for t, d in notes] + [""]
     out += ["## Library defaults", "", "As each constructor declares them.", "",
