@@ -130,7 +130,7 @@ def test_low_precision_bitwise(name, foreach, dtype):
 #: shapes that make several runs of the for-loop path (`loop_runs`): small tensors together,
 #: 0-d and empty ones, a transposed view, and tensors beyond a run's element limit
 RUN_SHAPES = ((), (0,), (7,), (3, 5), (300,), *[(1000,)] * 20, (5000,), (40, 30), (70_000,),
-              (2, 3, 4), (1 << 16,), (9,))
+              (2, 3, 4), (_base.LOOP_RUN_ELEMENTS + 1,), (9,), (100_000,), (100_000,))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16],

@@ -131,10 +131,11 @@ def group_by_device_and_dtype(tensors: Sequence[Tensor]) -> list[list[int]]:
     return list(buckets.values())
 
 
-#: most elements a run of the for-loop path holds (see `loop_runs`): 2**16, so that
-#: a temporary of a rule holds at most one tensor or 256 KiB of float32, and the tensors of a
-#: run stay in the L2 cache from one op of the rule to the next
-LOOP_RUN_ELEMENTS = 1 << 16
+#: most elements a run of the for-loop path holds (see `loop_runs`): 2**18, so that a
+#: temporary of a rule holds at most one tensor or 1 MiB of float32. Measured (bench/README.md):
+#: 2**16 left tensors of 100k elements alone, each paying the rule's bookkeeping (1.04–1.09×
+#: torch's for-loop at 100 × 100k); 2**20 runs fall out of the cache (up to 1.9×)
+LOOP_RUN_ELEMENTS = 1 << 18
 
 
 def loop_runs(tensors: Sequence[Tensor]) -> list[list[int]]:
@@ -563,8 +564,8 @@ class OptimizerBase(torch.optim.Optimizer):
         if not foreach:
             batched = not differentiable and not torch.compiler.is_compiling()
             for idx in loop_runs(params):
-                run = [params[i] for i in idx]
-                ops = RUNS if batched and _plain_cpu(run[0]) else LOOP
+                run = [params[i] for i in idx]  # alone, a tensor's own methods cost less
+                ops = RUNS if batched and len(run) > 1 and _plain_cpu(run[0]) else LOOP
                 self._run(group, run, [states[i] for i in idx], ops)
             return
         dense = []
