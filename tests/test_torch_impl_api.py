@@ -224,9 +224,9 @@ def test_host_reads_per_step_are_at_most_torchs(monkeypatch, name, kwargs, forea
             set_grads(0, params)
             opt.step()  # lazy state initialisation aside
             set_grads(1, params)
-            monkeypatch.setattr(torch.Tensor, "item", counted)
-            opt.step()
-            monkeypatch.setattr(torch.Tensor, "item", item)
+            with monkeypatch.context() as patch:
+                patch.setattr(torch.Tensor, "item", counted)
+                opt.step()
         counts[library.__name__], reads[:] = len(reads), []
     assert counts["optproof.torch_impl"] <= counts["torch.optim"], counts
 

@@ -162,11 +162,6 @@ def loop_runs(tensors: Sequence[Tensor]) -> list[list[int]]:
     return runs
 
 
-def _plain_cpu(t: Tensor) -> bool:
-    """A real CPU tensor with a dense gradient: a run of such tensors takes `RUNS`."""
-    return t.is_cpu and not t.is_complex() and not t.grad.is_sparse
-
-
 def _real(t: Tensor) -> Tensor:
     return torch.view_as_real(t) if torch.is_complex(t) else t
 
@@ -564,8 +559,10 @@ class OptimizerBase(torch.optim.Optimizer):
         if not foreach:
             batched = not differentiable and not torch.compiler.is_compiling()
             for idx in loop_runs(params):
-                run = [params[i] for i in idx]  # alone, a tensor's own methods cost less
-                ops = RUNS if batched and len(run) > 1 and _plain_cpu(run[0]) else LOOP
+                # a run of several tensors is real and dense (`loop_runs`); alone, a
+                # tensor's own methods cost less
+                run = [params[i] for i in idx]
+                ops = RUNS if batched and len(run) > 1 and run[0].is_cpu else LOOP
                 self._run(group, run, [states[i] for i in idx], ops)
             return
         dense = []
